@@ -1,0 +1,226 @@
+"""The distillation objective of DistilBERT / Eliquare as pure functions.
+
+    L = α_ce · L_ce + α_mlm · L_mlm + α_cos · L_cos
+
+* ``L_ce``  — ``KLDivLoss(reduction="batchmean")(log_softmax(s/τ), softmax(t/τ)) · τ²`` over the selected
+  positions (all non-padding positions, or only the masked ones with ``restrict_ce_to_mask``);
+* ``L_mlm`` — cross-entropy of the student logits against the MLM labels (``-100`` ignored), mean over
+  the masked positions;
+* ``L_cos`` — ``CosineEmbeddingLoss(target=1)`` = ``1 - cos(h_s, h_t)`` between the last hidden states,
+  mean over the non-padding positions.
+
+Every function returns a *sum* over positions divided by a normaliser. By default the normaliser is
+the number of positions in the tensors given, which is exactly DistilBERT's per-batch mean. The
+trainer passes the number of positions in the whole accumulated (and, across processes, global)
+batch instead, so gradient accumulation 2 × 4 gives the same update as a batch of 8.
+
+Two ways to get the vocabulary-sized terms (``L_ce`` and ``L_mlm``):
+
+* :func:`kl_div_loss` / :func:`mlm_loss` take ready-made ``(N, V)`` logits — the literal formulas;
+* :func:`fused_head_distillation_loss` takes the ``(N, D)`` hidden states *after* the head's
+  transform and the two decoder matrices, and walks over the positions in chunks. It never holds a
+  full ``N × V`` logits, softmax or gradient tensor: the gradient of each chunk is computed in the
+  forward pass (the same trick as fused linear cross-entropy kernels), so the peak working memory is
+  ``O(chunk × V)`` instead of several ``N × V`` copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class DistillationLossOutput:
+    """The weighted total and its (detached, un-weighted) parts, each normalised like the total."""
+
+    loss: torch.Tensor
+    loss_ce: torch.Tensor
+    loss_mlm: torch.Tensor
+    loss_cos: torch.Tensor
+
+
+def _normaliser(num_items: torch.Tensor | float | None, fallback: int, like: torch.Tensor) -> torch.Tensor:
+    if num_items is None:
+        num_items = fallback
+    return torch.as_tensor(num_items, dtype=torch.float32, device=like.device).clamp(min=1.0)
+
+
+def kl_div_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float,
+    num_items: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """``KL(softmax(t/τ) ‖ softmax(s/τ)) · τ²`` summed over rows, divided by ``num_items`` (default: rows).
+
+    ``student_logits`` and ``teacher_logits``: ``(N, V)``, the selected positions only.
+    """
+    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    # F.kl_div(log_q, p) = Σ p (log p − log q), as nn.KLDivLoss; "sum" then our own divisor = "batchmean".
+    kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True)
+    return kl * temperature**2 / _normaliser(num_items, student_logits.shape[0], kl)
+
+
+def mlm_loss(
+    student_logits: torch.Tensor, labels: torch.Tensor, num_items: torch.Tensor | float | None = None
+) -> torch.Tensor:
+    """Cross-entropy against ``labels`` (``-100`` ignored), summed and divided by ``num_items``
+    (default: the number of labelled positions). ``student_logits``: ``(N, V)``; ``labels``: ``(N,)``."""
+    ce = F.cross_entropy(student_logits.float(), labels, ignore_index=-100, reduction="sum")
+    return ce / _normaliser(num_items, int((labels != -100).sum()), ce)
+
+
+def cosine_loss(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, num_items: torch.Tensor | float | None = None
+) -> torch.Tensor:
+    """``1 − cos(h_s, h_t)`` summed over rows, divided by ``num_items`` (default: rows).
+
+    ``student_hidden``, ``teacher_hidden``: ``(N, D)``. Same as ``CosineEmbeddingLoss`` with target 1.
+    """
+    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1, eps=1e-8)
+    total = (1.0 - cos).sum()
+    return total / _normaliser(num_items, student_hidden.shape[0], total)
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    alpha_ce: float = 5.0,
+    alpha_mlm: float = 2.0,
+    alpha_cos: float = 1.0,
+    temperature: float = 2.0,
+    restrict_ce_to_mask: bool = False,
+    num_tokens: torch.Tensor | float | None = None,
+    num_masked: torch.Tensor | float | None = None,
+) -> DistillationLossOutput:
+    """The whole objective from full logits: ``(B, L, V)`` logits, ``(B, L, D)`` last hidden states,
+    ``(B, L)`` attention mask and labels. ``num_tokens`` / ``num_masked`` override the normalisers
+    (non-padding and masked positions; default: those of this batch)."""
+    tokens = attention_mask.bool()
+    masked = labels != -100
+    ce_rows = masked if restrict_ce_to_mask else tokens
+    zero = student_hidden.new_zeros((), dtype=torch.float32)
+    loss_ce = (
+        kl_div_loss(
+            student_logits[ce_rows], teacher_logits[ce_rows], temperature, num_masked if restrict_ce_to_mask else num_tokens
+        )
+        if alpha_ce > 0
+        else zero
+    )
+    loss_mlm = mlm_loss(student_logits[masked], labels[masked], num_masked) if alpha_mlm > 0 else zero
+    loss_cos = cosine_loss(student_hidden[tokens], teacher_hidden[tokens], num_tokens) if alpha_cos > 0 else zero
+    loss = alpha_ce * loss_ce + alpha_mlm * loss_mlm + alpha_cos * loss_cos
+    return DistillationLossOutput(loss, loss_ce.detach(), loss_mlm.detach(), loss_cos.detach())
+
+
+class _FusedDecoderDistillation(torch.autograd.Function):
+    """``w_ce·Σ KL + w_mlm·Σ CE`` from transformed hidden states, chunk by chunk, gradients in forward.
+
+    Returns ``(weighted_sum, kl_sum, ce_sum)``; only the first output is differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, teacher_hidden, teacher_weight, teacher_bias, labels, ce_rows,
+                w_ce, w_mlm, temperature, chunk_size, needs_grad):  # fmt: skip
+        n = hidden.shape[0]
+        kl_total = hidden.new_zeros((), dtype=torch.float32)
+        ce_total = hidden.new_zeros((), dtype=torch.float32)
+        grad_hidden = torch.zeros_like(hidden) if needs_grad else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device) if needs_grad else None
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            h = hidden[start:stop]
+            logits = F.linear(h, weight, bias).float()
+            rows_ce = ce_rows[start:stop]
+            y = labels[start:stop]
+            rows_mlm = y != -100
+            grad_logits = torch.zeros_like(logits) if needs_grad else None
+            if w_ce != 0.0 and bool(rows_ce.any()):
+                t = F.linear(teacher_hidden[start:stop][rows_ce], teacher_weight, teacher_bias).float()
+                log_p = F.log_softmax(t / temperature, dim=-1)
+                del t
+                log_q = F.log_softmax(logits[rows_ce] / temperature, dim=-1)
+                p = log_p.exp()
+                kl_total += (p * (log_p - log_q)).sum() * temperature**2
+                if needs_grad:
+                    # d/ds [τ² · KL(p ‖ softmax(s/τ))] = τ · (softmax(s/τ) − p)
+                    grad_logits[rows_ce] += (log_q.exp() - p) * (w_ce * temperature)
+                del log_q, log_p, p
+            if w_mlm != 0.0 and bool(rows_mlm.any()):
+                yy = y[rows_mlm]
+                log_sm = F.log_softmax(logits[rows_mlm], dim=-1)
+                ce_total += -log_sm.gather(1, yy[:, None]).sum()
+                if needs_grad:
+                    g = log_sm.exp()
+                    g[torch.arange(g.shape[0], device=g.device), yy] -= 1.0
+                    grad_logits[rows_mlm] += g * w_mlm
+                del log_sm
+            if needs_grad:
+                grad_hidden[start:stop] = (grad_logits @ weight.float()).to(hidden.dtype)
+                grad_weight.addmm_(grad_logits.T, h.float())
+                grad_bias += grad_logits.sum(0)
+            del logits, grad_logits
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.has_bias = bias is not None
+        ctx.weight_dtype = weight.dtype
+        ctx.mark_non_differentiable(kl_total, ce_total)
+        weighted = kl_total * w_ce + ce_total * w_mlm
+        return weighted, kl_total, ce_total
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_kl, _grad_ce):
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        if grad_hidden is None:
+            raise RuntimeError("fused_head_distillation_loss was run without gradients and cannot be back-propagated")
+        gh = grad_hidden * grad_out.to(grad_hidden.dtype)
+        gw = (grad_weight * grad_out).to(ctx.weight_dtype)
+        gb = (grad_bias * grad_out).to(ctx.weight_dtype) if ctx.has_bias else None
+        return gh, gw, gb, None, None, None, None, None, None, None, None, None, None
+
+
+def fused_head_distillation_loss(
+    student_hidden: torch.Tensor,
+    student_weight: torch.Tensor,
+    student_bias: torch.Tensor | None,
+    teacher_hidden: torch.Tensor,
+    teacher_weight: torch.Tensor,
+    teacher_bias: torch.Tensor | None,
+    labels: torch.Tensor,
+    ce_rows: torch.Tensor,
+    *,
+    alpha_ce: float,
+    alpha_mlm: float,
+    temperature: float,
+    num_ce: torch.Tensor | float | None = None,
+    num_masked: torch.Tensor | float | None = None,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``α_ce·L_ce + α_mlm·L_mlm`` without materialising ``N × V`` tensors.
+
+    ``student_hidden`` / ``teacher_hidden``: ``(N, D)`` outputs of each MLM head's transform at the
+    positions that need logits; ``*_weight``: ``(V, D)`` decoders, ``*_bias``: ``(V,)``;
+    ``labels``: ``(N,)`` with ``-100`` where there is no MLM target; ``ce_rows``: ``(N,)`` bool, the
+    rows that enter ``L_ce``. Returns ``(weighted_loss, loss_ce, loss_mlm)``, the parts detached.
+    """
+    n_ce = _normaliser(num_ce, int(ce_rows.sum()), student_hidden)
+    n_mlm = _normaliser(num_masked, int((labels != -100).sum()), student_hidden)
+    w_ce = float(alpha_ce / n_ce)
+    w_mlm = float(alpha_mlm / n_mlm)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (student_hidden, student_weight, student_bias)
+    )
+    weighted, kl_sum, ce_sum = _FusedDecoderDistillation.apply(
+        student_hidden, student_weight, student_bias, teacher_hidden, teacher_weight, teacher_bias,
+        labels, ce_rows, w_ce, w_mlm, float(temperature), int(chunk_size), needs_grad,
+    )  # fmt: skip
+    return weighted, kl_sum / n_ce, ce_sum / n_mlm

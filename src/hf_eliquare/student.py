@@ -1,0 +1,154 @@
+"""Student creation: a shallower copy of the teacher, initialised from every other teacher layer.
+
+DistilBERT (and Eliquare) take the teacher's architecture, keep half of its layers and initialise
+student layer ``n`` (1-based) from teacher layer ``2n − 1``; the embeddings and the whole MLM head
+are copied. The layer map is recorded in ``config.eliquare`` so that cards and users can see it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .errors import ConfigurationError
+
+#: ``config.model_type`` values whose ``*ForMaskedLM`` classes hf_eliquare can distil.
+SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
+_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")
+
+
+@dataclass
+class MaskedLMHead:
+    """The pieces of an MLM head: ``logits = decoder(transform(hidden))``."""
+
+    attribute: str  # name of the head module on the *ForMaskedLM model ("cls" or "lm_head")
+    transform: Callable[[torch.Tensor], torch.Tensor]  # (…, D) → (…, D)
+    decoder: nn.Linear  # weight (V, D), bias (V,)
+
+
+def check_supported(model: nn.Module, role: str = "teacher") -> None:
+    """Raise a :class:`ConfigurationError` naming the fix when ``model`` is not a supported MLM."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ConfigurationError(
+            f"The {role} is a {type(model).__name__} (model_type={model_type!r}); hf_eliquare distils "
+            f"masked-language models of the families {', '.join(SUPPORTED_MODEL_TYPES)} "
+            "(e.g. bert-base-multilingual-cased, xlm-roberta-base)."
+        )
+    if not type(model).__name__.endswith("ForMaskedLM"):
+        raise ConfigurationError(
+            f"The {role} is a {type(model).__name__}, which has no masked-language-modelling head, but "
+            "distillation needs the teacher's MLM logits. Load it with AutoModelForMaskedLM.from_pretrained(...)."
+        )
+
+
+def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
+    """Split the MLM head of a supported model into transform and decoder (shapes in the docstring above)."""
+    check_supported(model, role="model")
+    if model.config.model_type == "bert":
+        predictions = model.cls.predictions
+        return MaskedLMHead("cls", predictions.transform, predictions.decoder)
+    head = model.lm_head
+
+    def transform(hidden: torch.Tensor) -> torch.Tensor:
+        return head.layer_norm(nn.functional.gelu(head.dense(hidden)))
+
+    return MaskedLMHead("lm_head", transform, head.decoder)
+
+
+def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
+    return model.base_model.encoder.layer
+
+
+def default_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:
+    """0-based teacher layers for each student layer: evenly spaced from the first one.
+
+    For half the depth this is DistilBERT's choice, student layer n ← teacher layer 2n − 1 (1-based),
+    i.e. ``[0, 2, 4, 6, 8, 10]`` for 12 → 6.
+    """
+    if not 1 <= num_student_layers <= num_teacher_layers:
+        raise ConfigurationError(
+            f"The student must have between 1 and {num_teacher_layers} layers (the teacher's depth), "
+            f"got num_layers={num_student_layers}."
+        )
+    return [(i * num_teacher_layers) // num_student_layers for i in range(num_student_layers)]
+
+
+def validate_teacher_layers(layers: Sequence[int], num_teacher_layers: int) -> list[int]:
+    layers = [int(x) for x in layers]
+    if not layers:
+        raise ConfigurationError("`layers` is empty: name at least one teacher layer (0-based) to copy.")
+    bad = [x for x in layers if not 0 <= x < num_teacher_layers]
+    if bad:
+        raise ConfigurationError(
+            f"Teacher layers {bad} are out of range: the teacher has layers 0..{num_teacher_layers - 1} (0-based)."
+        )
+    if len(set(layers)) != len(layers):
+        raise ConfigurationError(f"`layers` {layers} repeats a teacher layer: each student layer needs its own.")
+    if layers != sorted(layers):
+        raise ConfigurationError(f"`layers` {layers} must be increasing, to keep the teacher's layer order.")
+    return layers
+
+
+def create_student(
+    teacher: PreTrainedModel, num_layers: int = 6, layers: Sequence[int] | None = None
+) -> PreTrainedModel:
+    """A new model of the teacher's class with ``num_layers`` encoder layers copied from the teacher.
+
+    ``layers`` (0-based teacher indices, increasing) overrides the default map of
+    :func:`default_teacher_layers`; when given, ``num_layers`` is taken from its length. Embeddings,
+    the chosen layers and the whole MLM head are copied; the map is stored in ``config.eliquare``.
+    """
+    check_supported(teacher)
+    num_teacher_layers = teacher.config.num_hidden_layers
+    if layers is None:
+        layers = default_teacher_layers(num_teacher_layers, num_layers)
+    else:
+        layers = validate_teacher_layers(layers, num_teacher_layers)
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = len(layers)
+    info = dict(getattr(teacher.config, "eliquare", None) or {})
+    info.update(
+        teacher=teacher.config.name_or_path or getattr(teacher, "name_or_path", None) or None,
+        teacher_num_layers=num_teacher_layers,
+        teacher_layers=list(layers),
+    )
+    config.eliquare = info
+    student = type(teacher)(config).to(dtype=teacher.dtype, device=teacher.device)
+
+    index = {teacher_idx: student_idx for student_idx, teacher_idx in enumerate(layers)}
+    pattern = re.compile(r"^(.*\.encoder\.layer\.)(\d+)(\..*)$")
+    state = {}
+    for key, value in teacher.state_dict().items():
+        match = pattern.match(key)
+        if match is None:
+            state[key] = value
+        elif int(match.group(2)) in index:
+            state[f"{match.group(1)}{index[int(match.group(2))]}{match.group(3)}"] = value
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    if unexpected or missing:
+        raise RuntimeError(f"Copying teacher weights failed: missing={missing}, unexpected={unexpected}")
+    student.tie_weights()
+    return student
+
+
+def freeze_position_embeddings(model: PreTrainedModel) -> bool:
+    """Freeze the learned position embeddings (the paper does this for XLM-R students). Returns
+    whether something was frozen."""
+    embeddings = getattr(model.base_model, "embeddings", None)
+    position = getattr(embeddings, "position_embeddings", None)
+    if position is None:
+        return False
+    position.weight.requires_grad_(False)
+    return True
+
+
+def is_roberta_like(model: PreTrainedModel) -> bool:
+    return getattr(model.config, "model_type", None) in _ROBERTA_LIKE

@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Fine-tune several models on several tasks (and seeds) and print the paper's Table 4 layout.
+
+    python examples/run_eval_table.py \
+        --models mbert=bert-base-multilingual-cased student=out/student-sl reduced=out/student-sl-reduced \
+        --tasks sl_ner sl_pos --seeds 1 2 3 --output_dir out/table4
+
+Rows: models; columns: task 1 / task 2 per language; cells: test score (main metric) mean ± std over
+seeds. Every cell is a run of examples/run_finetune.py (same arguments, e.g. --num_train_epochs), kept
+under <output_dir>/<model>/<task>/seed<N> and reused when present. ``--from_results DIR`` tabulates
+finished runs without training. Output: <output_dir>/eval_table.md and eval_table.json.
+"""
+
+import sys
+
+from transformers import HfArgumentParser
+
+from hf_eliquare._cli import run_main, setup_logging
+from hf_eliquare.finetune import EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments, run_eval_table
+
+
+def parse_args(argv=None):
+    parser = HfArgumentParser((EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv=None):
+    setup_logging()
+    return run_eval_table(*parse_args(argv))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,41 @@
+#!/usr/bin/env python
+"""Fine-tune an encoder on a downstream task with the paper's protocol and report test scores.
+
+    python examples/run_finetune.py --model_name_or_path out/student-sl --task sl_pos --output_dir out/ft-sl_pos
+
+Defaults follow the paper (10 epochs, lr 5e-5, weight decay 0.01, 500 warm-up steps capped to 10 % of
+all steps, best validation checkpoint). Results: ``<output_dir>/all_results.json`` and ``results.md``.
+Arguments may also come from one .json/.yaml file. See docs/finetune.md.
+"""
+
+import sys
+
+from transformers import HfArgumentParser
+
+from hf_eliquare._cli import run_main, setup_logging
+from hf_eliquare.finetune import (
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    FinetuneTrainingArguments,
+    run_finetune,
+)
+
+
+def parse_args(argv=None):
+    parser = HfArgumentParser((FinetuneModelArguments, FinetuneDataArguments, FinetuneTrainingArguments))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv=None):
+    setup_logging()
+    model_args, data_args, training_args = parse_args(argv)
+    return run_finetune(model_args, data_args, training_args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,205 @@
+"""The downstream tasks of the paper's Table 3, by name (``--task sl_pos``).
+
+Each task names its Hub dataset where one exists (loaded only when the Hub is reachable) and, where
+the offline copy in ``../shared/data`` has it, local files. Explicit ``--train_file`` etc. always
+override the task's files; the task still provides the type, the columns and the main metric.
+
+Where the paper's dataset is not available offline a *substitute* task is registered beside it
+(``in_paper=False``) and the paper task's ``note`` says so; nothing silently swaps datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigurationError
+from .metrics import MAIN_METRIC
+
+#: Where the offline data copy lives by default: ``../shared/data`` beside the project root.
+#: Override with the environment variable ``ELIQUARE_SHARED_DATA``.
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("ELIQUARE_SHARED_DATA", DEFAULT_SHARED_DATA))
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    language: str
+    task_type: str  # "ner" | "pos" | "classification"
+    title: str  # column title in the Table 4 layout, e.g. "POS"
+    paper_dataset: str
+    hub_dataset: str | None = None
+    hub_config: str | None = None
+    hub_revision: str | None = None  # script datasets: their parquet export
+    hub_text_column: str | None = None  # classification text / token-list column on the Hub
+    hub_label_column: str | None = None
+    local_files: dict[str, str] = field(default_factory=dict)  # split -> path relative to shared data
+    label_column: str | None = None  # local files: CoNLL-U column (upos/xpos/ner) or TSV column
+    text_column: str | None = None
+    in_paper: bool = True
+    note: str = ""
+
+    @property
+    def main_metric(self) -> str:
+        return MAIN_METRIC[self.task_type]
+
+    def local_paths(self, root: str | os.PathLike | None = None) -> dict[str, str]:
+        """Existing local split files under ``root`` (default: :func:`shared_data_dir`)."""
+        base = Path(root) if root is not None else shared_data_dir()
+        out = {}
+        for split, rel in self.local_files.items():
+            path = base / rel
+            if path.is_file():
+                out[split] = str(path)
+        return out
+
+
+def _ud(lang: str, treebank: str, rel_dir: str | None, note: str = "", **kw) -> Task:
+    files = {"validation": f"{rel_dir}/dev.conllu", "test": f"{rel_dir}/test.conllu"} if rel_dir else {}
+    if rel_dir and kw.pop("has_train", False):
+        files["train"] = f"{rel_dir}/train.conllu"
+    return Task(
+        name=kw.pop("name", f"{lang}_pos"),
+        language=lang,
+        task_type="pos",
+        title="POS",
+        paper_dataset=f"UD {treebank}",
+        hub_dataset="universal-dependencies/universal_dependencies",
+        hub_config=kw.pop("hub_config", None),
+        hub_revision="refs/convert/parquet",
+        hub_text_column="tokens",
+        hub_label_column="upos",
+        local_files=files,
+        label_column="upos",
+        note=note,
+        **kw,
+    )
+
+
+def _sib(lang: str, folder: str) -> Task:
+    return Task(
+        name=f"{lang}_topic",
+        language=lang,
+        task_type="classification",
+        title="topic",
+        paper_dataset="SIB-200 (substitute, not in the paper)",
+        hub_dataset="Davlan/sib200",
+        hub_config=folder,
+        hub_text_column="text",
+        hub_label_column="category",
+        local_files={s: f"cls/{lang}/sib200/{f}.tsv" for s, f in (("train", "train"), ("validation", "dev"), ("test", "test"))},
+        text_column="text",
+        label_column="category",
+        in_paper=False,
+        note="SIB-200 topic classification (7 classes), offline substitute for a sentence-level task.",
+    )
+
+
+_NO_TRAIN = "The offline UD copy has no train split: dev+test are pooled and re-split 80/10/10 (seeded)."
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        # --- Slovene: NER + UD POS
+        Task(
+            name="sl_ner", language="sl", task_type="ner", title="NER",
+            paper_dataset="WikiANN (Rahimi et al. split)",
+            hub_dataset="unimelb-nlp/wikiann", hub_config="sl",
+            hub_text_column="tokens", hub_label_column="ner_tags",
+            local_files={"validation": "ner/sl/dev.txt", "test": "ner/sl/test.txt"},
+            note="WikiANN sl is not available offline; the local default is SSJ's MISC NER= tags "
+            "(ner/sl, dev/test only, pooled and re-split 80/10/10).",
+        ),
+        _ud("sl", "Slovenian-SSJ", "ud/sl", hub_config="sl_ssj", note=_NO_TRAIN),
+        # --- Swahili: news genre + NER
+        Task(
+            name="sw_news", language="sw", task_type="classification", title="news",
+            paper_dataset="Swahili news genre (Davis 2020, 6 classes)",
+            hub_dataset="community-datasets/swahili_news", hub_revision="refs/convert/parquet",
+            hub_text_column="text", hub_label_column="label",
+            note="No offline copy; sw_topic (SIB-200) and sw_sentiment (AfriSenti) are local substitutes.",
+        ),
+        Task(
+            name="sw_ner", language="sw", task_type="ner", title="NER",
+            paper_dataset="MasakhaNER 1.0 (swa)",
+            hub_dataset="masakhane/masakhaner", hub_config="swa", hub_revision="refs/convert/parquet",
+            hub_text_column="tokens", hub_label_column="ner_tags",
+            local_files={"train": "ner/sw/train.txt", "validation": "ner/sw/dev.txt", "test": "ner/sw/test.txt"},
+        ),
+        # --- French, Dutch, Hebrew: sentiment + UD POS
+        Task(
+            name="fr_sentiment", language="fr", task_type="classification", title="sentiment",
+            paper_dataset="Allociné", hub_dataset="tblard/allocine",
+            hub_text_column="review", hub_label_column="label",
+            note="No offline copy; fr_topic (SIB-200) is a local substitute.",
+        ),
+        _ud("fr", "French-GSD", "ud/fr", hub_config="fr_gsd",
+            note=_NO_TRAIN + " A complete French treebank is at ud/fr/sequoia (task fr_pos_sequoia)."),
+        Task(
+            name="nl_sentiment", language="nl", task_type="classification", title="sentiment",
+            paper_dataset="DBRD (Dutch Book Reviews)", hub_dataset="benjaminvdb/dbrd",
+            hub_text_column="text", hub_label_column="label",
+            note="No offline copy; nl_topic (SIB-200) is a local substitute.",
+        ),
+        _ud("nl", "Dutch-LassySmall", "ud/nl", hub_config="nl_lassysmall", note=_NO_TRAIN),
+        Task(
+            name="he_sentiment", language="he", task_type="classification", title="sentiment",
+            paper_dataset="Hebrew sentiment (Amram et al. 2018)", hub_dataset="omilab/hebrew_sentiment",
+            hub_revision="refs/convert/parquet", hub_text_column="text", hub_label_column="label",
+            note="No offline copy and no local substitute.",
+        ),
+        _ud("he", "Hebrew-HTB", None, hub_config="he_htb", note="No offline copy (UD_Hebrew-HTB is absent)."),
+        # --- Hindi: news + UD POS
+        Task(
+            name="hi_news", language="hi", task_type="classification", title="news",
+            paper_dataset="BBC Hindi news (IndicGLUE bbca.hi)", hub_dataset="ai4bharat/indic_glue",
+            hub_config="bbca.hi", hub_revision="refs/convert/parquet",
+            hub_text_column="text", hub_label_column="label",
+            note="No offline copy; hi_topic (SIB-200) is a local substitute.",
+        ),
+        _ud("hi", "Hindi-HDTB", "ud/hi", hub_config="hi_hdtb",
+            note=_NO_TRAIN + " The offline HDTB files are the 2015 UD v1 release."),
+        # --- Local substitutes (not in the paper)
+        _ud("fr", "French-Sequoia", "ud/fr/sequoia", name="fr_pos_sequoia", hub_config="fr_sequoia",
+            has_train=True, in_paper=False, note="Complete French treebank (substitute for GSD's missing train)."),
+        _sib("sl", "slv_Latn"),
+        _sib("sw", "swh_Latn"),
+        _sib("fr", "fra_Latn"),
+        _sib("nl", "nld_Latn"),
+        _sib("hi", "hin_Deva"),
+        Task(
+            name="sw_sentiment", language="sw", task_type="classification", title="sentiment",
+            paper_dataset="AfriSenti swa (substitute, not in the paper)",
+            hub_dataset="shmuhammad/AfriSenti-twitter-sentiment", hub_config="swa",
+            hub_text_column="tweet", hub_label_column="label",
+            local_files={"train": "cls/sw/afrisenti/train.tsv", "validation": "cls/sw/afrisenti/dev.tsv",
+                         "test": "cls/sw/afrisenti/test.tsv"},
+            text_column="tweet", label_column="label", in_paper=False,
+        ),
+    )
+}
+
+#: The paper's Table 3, in its order: two tasks per language.
+PAPER_TASKS: dict[str, tuple[str, str]] = {
+    "fr": ("fr_sentiment", "fr_pos"),
+    "nl": ("nl_sentiment", "nl_pos"),
+    "he": ("he_sentiment", "he_pos"),
+    "hi": ("hi_news", "hi_pos"),
+    "sl": ("sl_ner", "sl_pos"),
+    "sw": ("sw_news", "sw_ner"),
+}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"Unknown task {name!r}. Known tasks: {', '.join(sorted(TASKS))}. "
+            "Or leave --task out and pass --task_type with --train_file/--validation_file/--test_file."
+        ) from None

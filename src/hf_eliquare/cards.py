@@ -463,7 +463,7 @@ def _duration(seconds: float | None) -> str:
 def _share(part: float | None, whole: float | None) -> str | None:
     if not part or not whole:
         return None
-    return f"{100 * part / whole:.1f}%"
+    return f"{100 * part / whole:.3g}%"
 
 
 def _hub_datasets(dataset: str | None) -> list[str] | None:
@@ -519,7 +519,7 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         tags=_tags(tags, info),
         base_model=base_model,
         datasets=_hub_datasets(info.dataset),
-        model_name=title,
+        model_name=title if summaries else None,  # only used by the model-index
         eval_results=_model_index_results(summaries) or None,
     )
     vr = info.vocab_reduction or {}
@@ -568,7 +568,7 @@ def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathL
         tags=_tags(["eliquare", "distillation", "language-specific"] + ([info.task] if info.task else []), info),
         base_model=base_model,
         datasets=_hub_datasets(info.dataset),
-        model_name=title,
+        model_name=title if summaries else None,  # only used by the model-index
         eval_results=_model_index_results(summaries) or None,
     )
     kwargs = dict(

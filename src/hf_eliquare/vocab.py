@@ -504,7 +504,9 @@ def reduced_backend(tokenizer: Any, kept_ids: Sequence[int]):
 
 
 def _pipeline(backend: Any) -> dict[str, Any]:
-    data = json.loads(backend.to_str())
+    """The parts of a serialised tokenizer that decide its behaviour. Floats are rounded to 12 digits:
+    ``tokenizers`` (serde_json) re-parses Unigram scores to within an ulp on every load or deepcopy."""
+    data = json.loads(backend.to_str(), parse_float=lambda text: round(float(text), 12))
     keys = ("normalizer", "pre_tokenizer", "post_processor", "decoder", "model", "added_tokens")
     return {key: data.get(key) for key in keys}
 
@@ -615,6 +617,10 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
     if decoder is not None and not isinstance(decoder, nn.Linear):
         decoder = None
     tied = decoder is not None and _same_parameter(decoder.weight, embeddings.weight)
+    # BERT/RoBERTa heads also hold the bias as ``head.bias``: shared with ``decoder.bias`` when the model
+    # ties its weights, a separate (unused) parameter otherwise. Keep whichever structure we find.
+    head_bias = getattr(head, "bias", None) if head is not None else None
+    bias_shared = decoder is not None and _same_parameter(head_bias, decoder.bias)
 
     old_pad = embeddings.padding_idx
     new_pad = old_to_new.get(old_pad) if old_pad is not None else None
@@ -638,8 +644,10 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
             new_decoder.bias = nn.Parameter(decoder.bias.data[index].clone(), requires_grad=decoder.bias.requires_grad)
         if head is not None:
             head.decoder = new_decoder
-            if isinstance(getattr(head, "bias", None), nn.Parameter):
-                head.bias = new_decoder.bias  # BERT/RoBERTa keep the bias as a separate (tied) parameter
+            if bias_shared:
+                head.bias = new_decoder.bias
+            elif isinstance(head_bias, nn.Parameter) and head_bias.shape[0] == vocab_size:
+                head.bias = nn.Parameter(head_bias.data[index].clone(), requires_grad=head_bias.requires_grad)
         else:
             model.set_output_embeddings(new_decoder)
         if hasattr(model.config, "tie_word_embeddings"):

@@ -215,3 +215,21 @@ def test_packaged_templates_match_checkout():
         packaged = (REPO_ROOT / "src" / "hf_eliquare" / "model_cards" / name).read_text(encoding="utf-8")
         assert checkout == packaged, f"copy model_cards/{name} to src/hf_eliquare/model_cards/"
         assert cards.load_template(name) == checkout
+
+
+def test_run_finetune_results_format(tmp_path):
+    """The nested layout examples/run_finetune.py writes: metrics under "test_metrics", task_type, data_source."""
+    path = write_results(
+        tmp_path / "out" / "all_results.json", task="sl_ner", language="sl", task_type="ner", seed=42,
+        test_metrics={"f1": 0.8, "accuracy": 0.95, "precision": 0.79}, validation_metrics={"f1": 0.99},
+        data_source={"dataset_name": "some/ner", "dataset_config_name": "sl"}, epochs=3.0, train_loss=0.1,
+    )
+    entries = load_eval_results(path)
+    assert {(e.task, e.metric, e.value) for e in entries} == {("sl_ner", "f1", 0.8), ("sl_ner", "accuracy", 0.95),
+                                                              ("sl_ner", "precision", 0.79)}
+    assert {e.task_type for e in entries} == {"token-classification"}
+    assert {e.dataset for e in entries} == {"some/ner:sl"} and {e.seed for e in entries} == {42}
+    cls = write_results(tmp_path / "cls" / "all_results.json", task="sw_news", task_type="classification",
+                        test_metrics={"accuracy": 0.6}, data_source={"files": {"test": "x.tsv"}})
+    (entry,) = load_eval_results(cls)
+    assert entry.task_type == "text-classification" and entry.dataset == "sw_news"

@@ -65,6 +65,8 @@ _TASK_TYPES = {
     "sib200": "text-classification",
     "topic": "text-classification",
     "sentiment": "text-classification",
+    "classification": "text-classification",
+    "news": "text-classification",
     "afrisenti": "text-classification",
     "text-classification": "text-classification",
 }
@@ -112,9 +114,10 @@ def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
     """Read the metrics of a ``run_finetune.py`` ``all_results.json``.
 
     Accepted format: a JSON object in which every numeric key ``test_<metric>`` is a metric (except bookkeeping
-    such as ``test_loss`` or ``test_runtime``). The task is ``"task"`` (or ``"task_name"``), else the name of the
-    file's folder; the dataset is ``"dataset"`` / ``"dataset_name"`` when present (else the task name); ``"seed"``
-    and ``"task_type"`` are optional.
+    such as ``test_loss`` or ``test_runtime``), and so is every numeric entry of a ``"test_metrics"`` object (what
+    run_finetune.py writes). The task is ``"task"`` (or ``"task_name"``), else the name of the file's folder; the
+    dataset is ``"dataset"`` / ``"dataset_name"`` / ``"data_source": {"dataset_name", "dataset_config_name"}`` when
+    present (else the task name); ``"seed"`` and ``"task_type"`` are optional.
     """
     path = Path(path)
     try:
@@ -126,18 +129,22 @@ def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
     if not isinstance(data, Mapping):
         raise DataError(f"Evaluation results file {str(path)!r} must hold a JSON object such as {{\"task\": \"ner\", \"test_f1\": 0.87}}.")
     task = str(data.get("task") or data.get("task_name") or path.resolve().parent.name)
-    dataset = data.get("dataset") or data.get("dataset_name") or task
-    task_type = data.get("task_type") or _TASK_TYPES.get(task.lower(), task)
+    dataset = _results_dataset(data) or task
+    task_type = _hub_task_type(data.get("task_type"), task)
     seed = data.get("seed")
+    metrics = {key[len("test_"):]: value for key, value in data.items() if key.startswith("test_")}
+    if isinstance(data.get("test_metrics"), Mapping):  # run_finetune.py: {"test_metrics": {"f1": …, …}}
+        metrics.pop("metrics", None)
+        metrics.update(data["test_metrics"])
     entries = []
-    for key, value in data.items():
-        if not key.startswith("test_") or key[len("test_"):] in _NOT_METRICS:
+    for metric, value in metrics.items():
+        if metric in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not math.isfinite(value):
             continue
         entries.append(
-            EvalEntry(task=task, metric=key[len("test_"):], value=float(value), dataset=str(dataset),
-                      task_type=str(task_type), seed=seed if isinstance(seed, int) else None, source=str(path))
+            EvalEntry(task=task, metric=metric, value=float(value), dataset=dataset, task_type=task_type,
+                      seed=seed if isinstance(seed, int) else None, source=str(path))
         )
     if not entries:
         raise DataError(
@@ -145,6 +152,23 @@ def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
             "'test_f1' or 'test_accuracy' (written by run_finetune.py with --do_predict)."
         )
     return entries
+
+
+def _results_dataset(data: Mapping[str, Any]) -> str | None:
+    dataset = data.get("dataset") or data.get("dataset_name")
+    source = data.get("data_source")
+    if not dataset and isinstance(source, Mapping) and source.get("dataset_name"):
+        config = source.get("dataset_config_name")
+        dataset = f"{source['dataset_name']}:{config}" if config else source["dataset_name"]
+    return str(dataset) if dataset else None
+
+
+def _hub_task_type(task_type: str | None, task: str | None) -> str:
+    """Hub task type from a run's ``task_type`` ("ner", "classification", …) or task name ("sl_ner", …)."""
+    for name in (task_type, task, (task or "").rsplit("_", 1)[-1]):
+        if name and name.lower() in _TASK_TYPES:
+            return _TASK_TYPES[name.lower()]
+    return task_type or task or "other"
 
 
 def summarize_eval(entries: Iterable[EvalEntry]) -> list[EvalSummary]:
@@ -157,7 +181,7 @@ def summarize_eval(entries: Iterable[EvalEntry]) -> list[EvalSummary]:
     for (task, dataset, split, metric), runs in groups.items():
         values = [run.value for run in runs]
         summaries.append(
-            EvalSummary(task=task, task_type=runs[0].task_type or _TASK_TYPES.get(task.lower(), task), dataset=dataset,
+            EvalSummary(task=task, task_type=runs[0].task_type or _hub_task_type(None, task), dataset=dataset,
                         split=split, metric=metric, mean=statistics.fmean(values),
                         std=statistics.stdev(values) if len(values) > 1 else None, seeds=[run.seed for run in runs])
         )
@@ -392,13 +416,17 @@ class FinetunedCardInfo:
             "student_num_layers": config.get("num_hidden_layers"),
             "base_model": results.get("model_name_or_path"),
             "task": results.get("task"),
-            "dataset": results.get("dataset") or results.get("dataset_name"),
+            "dataset": _results_dataset(results),
             "lang": results.get("lang") or results.get("language"),
             "seed": results.get("seed"),
             "license": results.get("license"),
         }
         for key in ("num_train_epochs", "learning_rate", "per_device_train_batch_size"):
             values[key] = results.get(key)
+        if values["num_train_epochs"] is None:
+            values["num_train_epochs"] = results.get("epochs")
+        if values["labels"] is None and isinstance(results.get("labels"), list):
+            values["labels"] = [str(label) for label in results["labels"]]
         if (model_dir / "all_results.json").is_file():
             try:
                 values["eval_results"] = load_eval_results(model_dir / "all_results.json")

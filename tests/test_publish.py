@@ -61,6 +61,12 @@ def no_upload(monkeypatch):
         monkeypatch.setattr(HfApi, name, forbidden)
 
 
+def _online(monkeypatch, reachable: bool) -> None:
+    """Pretend HF_HUB_OFFLINE is unset (a conftest may set it) and the reachability probe answers ``reachable``."""
+    monkeypatch.setattr(hub, "hub_offline_mode", lambda: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: reachable)
+
+
 def test_dry_run_stages_exactly_the_pushed_files(student_dir, tmp_path):
     staged = publish.stage_upload(student_dir, tmp_path / "dry_run")
     tokenizer_files = {"tokenizer.json", "tokenizer_config.json"}
@@ -74,7 +80,7 @@ def test_dry_run_stages_exactly_the_pushed_files(student_dir, tmp_path):
 
 def test_push_sends_the_staged_files(student_dir, tmp_path, monkeypatch):
     calls = {}
-    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    _online(monkeypatch, reachable=True)
     monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "someone"})
 
     def create_repo(self, repo_id, **kwargs):
@@ -95,7 +101,7 @@ def test_push_sends_the_staged_files(student_dir, tmp_path, monkeypatch):
 
 
 def test_push_offline_fails_before_any_upload(student_dir, monkeypatch, no_upload):
-    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    _online(monkeypatch, reachable=False)
     with pytest.raises(OfflineError, match="cannot be reached.*--hub_dry_run"):
         publish.preflight_push("someone/eliquare-sl", token="hf_test")
     with pytest.raises(OfflineError):
@@ -110,7 +116,7 @@ def test_preflight_with_offline_mode(monkeypatch, no_upload):
 
 
 def test_preflight_without_token(monkeypatch, no_upload):
-    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    _online(monkeypatch, reachable=True)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(ConfigurationError, match="hf auth login"):
         publish.preflight_push("someone/eliquare-sl")

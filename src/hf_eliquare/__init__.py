@@ -1,24 +1,42 @@
-"""hf_eliquare: distil one language out of a multilingual encoder with the Hugging Face Trainer."""
+"""hf_eliquare: distil one language out of a multilingual encoder with the Hugging Face Trainer.
+
+    from hf_eliquare import DistillationTrainer, DistillationTrainingArguments, create_student
+"""
 
 __version__ = "0.1.0"
 
+from .config import DistillationTrainingArguments
+from .data import build_mlm_datasets, split_sentences, token_counts
 from .errors import ConfigurationError, DataError, EliquareError, OfflineError, OutputDirError, TrainingDivergedError
+from .languages import LANGUAGES, Language, get_language
 from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss, kl_div_loss, mlm_loss
+from .masking import DataCollatorForDistillation, mlm_token_probs
 from .student import create_student, default_teacher_layers, freeze_position_embeddings
+from .trainer import DistillationTrainer
 
 __all__ = [
+    "LANGUAGES",
     "ConfigurationError",
+    "DataCollatorForDistillation",
     "DataError",
+    "DistillationTrainer",
+    "DistillationTrainingArguments",
     "EliquareError",
+    "Language",
     "OfflineError",
     "OutputDirError",
     "TrainingDivergedError",
+    "build_mlm_datasets",
     "cosine_loss",
     "create_student",
     "default_teacher_layers",
     "distillation_loss",
     "freeze_position_embeddings",
     "fused_head_distillation_loss",
+    "get_language",
     "kl_div_loss",
     "mlm_loss",
+    "mlm_token_probs",
+    "split_sentences",
+    "token_counts",
 ]

@@ -42,10 +42,15 @@ class DistillationLossOutput:
     loss_cos: torch.Tensor
 
 
+def _up(x: torch.Tensor) -> torch.Tensor:
+    """At least fp32 (bf16/fp16 activations are promoted; fp64 stays fp64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _normaliser(num_items: torch.Tensor | float | None, fallback: int, like: torch.Tensor) -> torch.Tensor:
     if num_items is None:
         num_items = fallback
-    return torch.as_tensor(num_items, dtype=torch.float32, device=like.device).clamp(min=1.0)
+    return torch.as_tensor(num_items, dtype=like.dtype if like.dtype == torch.float64 else torch.float32, device=like.device).clamp(min=1.0)
 
 
 def kl_div_loss(
@@ -58,8 +63,8 @@ def kl_div_loss(
 
     ``student_logits`` and ``teacher_logits``: ``(N, V)``, the selected positions only.
     """
-    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    log_q = F.log_softmax(_up(student_logits) / temperature, dim=-1)
+    log_p = F.log_softmax(_up(teacher_logits) / temperature, dim=-1)
     # F.kl_div(log_q, p) = Σ p (log p − log q), as nn.KLDivLoss; "sum" then our own divisor = "batchmean".
     kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True)
     return kl * temperature**2 / _normaliser(num_items, student_logits.shape[0], kl)
@@ -70,7 +75,7 @@ def mlm_loss(
 ) -> torch.Tensor:
     """Cross-entropy against ``labels`` (``-100`` ignored), summed and divided by ``num_items``
     (default: the number of labelled positions). ``student_logits``: ``(N, V)``; ``labels``: ``(N,)``."""
-    ce = F.cross_entropy(student_logits.float(), labels, ignore_index=-100, reduction="sum")
+    ce = F.cross_entropy(_up(student_logits), labels, ignore_index=-100, reduction="sum")
     return ce / _normaliser(num_items, int((labels != -100).sum()), ce)
 
 
@@ -81,7 +86,7 @@ def cosine_loss(
 
     ``student_hidden``, ``teacher_hidden``: ``(N, D)``. Same as ``CosineEmbeddingLoss`` with target 1.
     """
-    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1, eps=1e-8)
+    cos = F.cosine_similarity(_up(student_hidden), _up(teacher_hidden), dim=-1, eps=1e-8)
     total = (1.0 - cos).sum()
     return total / _normaliser(num_items, student_hidden.shape[0], total)
 
@@ -132,21 +137,22 @@ class _FusedDecoderDistillation(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, teacher_hidden, teacher_weight, teacher_bias, labels, ce_rows,
                 w_ce, w_mlm, temperature, chunk_size, needs_grad):  # fmt: skip
         n = hidden.shape[0]
-        kl_total = hidden.new_zeros((), dtype=torch.float32)
-        ce_total = hidden.new_zeros((), dtype=torch.float32)
+        dtype = torch.promote_types(hidden.dtype, torch.float32)  # softmax and sums in ≥ fp32
+        kl_total = hidden.new_zeros((), dtype=dtype)
+        ce_total = hidden.new_zeros((), dtype=dtype)
         grad_hidden = torch.zeros_like(hidden) if needs_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
-        grad_bias = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device) if needs_grad else None
+        grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if needs_grad else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=dtype, device=weight.device) if needs_grad else None
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             h = hidden[start:stop]
-            logits = F.linear(h, weight, bias).float()
+            logits = F.linear(h, weight, bias).to(dtype)
             rows_ce = ce_rows[start:stop]
             y = labels[start:stop]
             rows_mlm = y != -100
             grad_logits = torch.zeros_like(logits) if needs_grad else None
             if w_ce != 0.0 and bool(rows_ce.any()):
-                t = F.linear(teacher_hidden[start:stop][rows_ce], teacher_weight, teacher_bias).float()
+                t = F.linear(teacher_hidden[start:stop][rows_ce], teacher_weight, teacher_bias).to(dtype)
                 log_p = F.log_softmax(t / temperature, dim=-1)
                 del t
                 log_q = F.log_softmax(logits[rows_ce] / temperature, dim=-1)
@@ -166,8 +172,8 @@ class _FusedDecoderDistillation(torch.autograd.Function):
                     grad_logits[rows_mlm] += g * w_mlm
                 del log_sm
             if needs_grad:
-                grad_hidden[start:stop] = (grad_logits @ weight.float()).to(hidden.dtype)
-                grad_weight.addmm_(grad_logits.T, h.float())
+                grad_hidden[start:stop] = (grad_logits @ weight.to(dtype)).to(hidden.dtype)
+                grad_weight.addmm_(grad_logits.T, h.to(dtype))
                 grad_bias += grad_logits.sum(0)
             del logits, grad_logits
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
@@ -214,8 +220,8 @@ def fused_head_distillation_loss(
     """
     n_ce = _normaliser(num_ce, int(ce_rows.sum()), student_hidden)
     n_mlm = _normaliser(num_masked, int((labels != -100).sum()), student_hidden)
-    w_ce = float(alpha_ce / n_ce)
-    w_mlm = float(alpha_mlm / n_mlm)
+    w_ce = alpha_ce / float(n_ce)
+    w_mlm = alpha_mlm / float(n_mlm)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (student_hidden, student_weight, student_bias)
     )

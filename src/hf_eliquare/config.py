@@ -1,0 +1,146 @@
+"""Training arguments for language-specific distillation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+from .errors import ConfigurationError
+
+
+@dataclass
+class DistillationTrainingArguments(TrainingArguments):
+    r"""
+    [`TrainingArguments`] for [`DistillationTrainer`]: DistilBERT's triple loss, with the Eliquare paper's
+    training recipe as defaults.
+
+    Parameters:
+        > Loss
+
+        alpha_ce (`float`, *optional*, defaults to `5.0`):
+            Weight of the distillation loss `KL(softmax(t/τ) ‖ softmax(s/τ))·τ²`.
+        alpha_mlm (`float`, *optional*, defaults to `2.0`):
+            Weight of the student's masked-language-modelling cross-entropy.
+        alpha_cos (`float`, *optional*, defaults to `1.0`):
+            Weight of the cosine loss `1 − cos(h_s, h_t)` between the last hidden states.
+        temperature (`float`, *optional*, defaults to `2.0`):
+            Softmax temperature τ of the distillation loss.
+        restrict_ce_to_mask (`bool`, *optional*, defaults to `False`):
+            Compute the distillation loss at the masked positions only, instead of at every non-padding
+            position. The MLM heads of teacher and student then run on ~15% of the positions.
+
+        > Masking
+
+        mlm_probability (`float`, *optional*, defaults to `0.15`):
+            Share of the eligible (non-special, non-padding) tokens that are predicted.
+        mlm_smoothing (`float`, *optional*, defaults to `0.7`):
+            Tokens are chosen with probability ∝ `count ** -mlm_smoothing` (0 = uniform).
+        mask_replace_prob / random_replace_prob (`float`, *optional*, defaults to `0.8` / `0.1`):
+            Of the chosen tokens, the shares replaced by [MASK] and by a random token (the rest are kept).
+
+        > Efficiency
+
+        distill_chunk_size (`int`, *optional*, defaults to `1024`):
+            Positions per chunk when the vocabulary-sized logits are computed. The loss never holds more
+            than `chunk × V` logits at a time; `0` computes the full logits at once (the literal formula).
+
+        > Output
+
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Allow writing into an `output_dir` that already holds a finished model.
+
+    Defaults that differ from [`TrainingArguments`] (the paper / DistilBERT's `train.py`):
+        - `learning_rate`: `5e-4` instead of `5e-5`;
+        - `adam_epsilon`: `1e-6` instead of `1e-8`; `adam_beta2`: `0.98` instead of `0.999` (DistilBERT);
+        - `max_grad_norm`: `5.0` instead of `1.0` (DistilBERT);
+        - `warmup_steps`: `0.05` (5% of the steps, DistilBERT's `warmup_prop`) instead of `0`;
+        - `num_train_epochs`: `10` instead of `3`;
+        - `per_device_train_batch_size`: `8`; `gradient_accumulation_steps`: `50` instead of `1`;
+        - `eval_strategy` and `save_strategy`: `"epoch"`; `load_best_model_at_end`: `True` with
+          `metric_for_best_model="loss"` (the validation distillation loss), so the best epoch is kept;
+        - `logging_steps`: `50` instead of `500`;
+        - `remove_unused_columns`: `False` (the collator needs `input_ids` only and builds the rest);
+        - `ddp_find_unused_parameters`: `False` — the MLM head runs outside the DDP forward (see
+          [`DistillationTrainer`]), so DDP must not mark it unused.
+    """
+
+    alpha_ce: float = field(default=5.0, metadata={"help": "Weight of the distillation (KL) loss."})
+    alpha_mlm: float = field(default=2.0, metadata={"help": "Weight of the masked-LM loss."})
+    alpha_cos: float = field(default=1.0, metadata={"help": "Weight of the cosine hidden-state loss."})
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the distillation loss."})
+    restrict_ce_to_mask: bool = field(
+        default=False, metadata={"help": "Distillation loss at the masked positions only (default: all tokens)."}
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of eligible tokens that are predicted."})
+    mlm_smoothing: float = field(
+        default=0.7, metadata={"help": "Masking weight ∝ count**-mlm_smoothing (rare tokens masked more)."}
+    )
+    mask_replace_prob: float = field(default=0.8, metadata={"help": "Chosen tokens replaced by [MASK]."})
+    random_replace_prob: float = field(default=0.1, metadata={"help": "Chosen tokens replaced by a random token."})
+    distill_chunk_size: int = field(
+        default=1024, metadata={"help": "Positions per chunk for the vocabulary-sized logits (0: all at once)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into an output_dir that already holds a finished model."}
+    )
+
+    # Paper / DistilBERT defaults.
+    learning_rate: float = field(default=5e-4, metadata={"help": "The initial learning rate for AdamW."})
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "Epsilon for the AdamW optimizer."})
+    adam_beta2: float = field(default=0.98, metadata={"help": "Beta2 for the AdamW optimizer."})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "Max gradient norm."})
+    warmup_steps: float = field(
+        default=0.05, metadata={"help": "Linear warm-up: steps (int) or a ratio of the total (float in [0, 1))."}
+    )
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Total number of training epochs."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Batch size per device for training."})
+    gradient_accumulation_steps: int = field(default=50, metadata={"help": "Micro-batches per optimizer step."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save: 'no', 'steps', 'epoch' or 'best'."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best validation checkpoint."})
+    metric_for_best_model: str | None = field(default="loss", metadata={"help": "Metric that picks the best model."})
+    logging_steps: float = field(default=50, metadata={"help": "Log every X optimizer steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Drop dataset columns unknown to the model."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "find_unused_parameters for DDP (must stay False for the fused head)."}
+    )
+
+    def __post_init__(self):
+        if self.fp16 and not _has_fp16_device():
+            raise ConfigurationError(
+                "--fp16 needs a CUDA (or other fp16-capable accelerator) device, but none is available, so "
+                "training would silently run in fp32. On a CPU use --bf16 (mixed precision with bfloat16), or "
+                "drop --fp16."
+            )
+        super().__post_init__()
+        if self.temperature <= 0:
+            raise ConfigurationError(f"temperature must be > 0, got {self.temperature}.")
+        alphas = {"alpha_ce": self.alpha_ce, "alpha_mlm": self.alpha_mlm, "alpha_cos": self.alpha_cos}
+        negative = {k: v for k, v in alphas.items() if v < 0}
+        if negative:
+            raise ConfigurationError(f"Loss weights must be ≥ 0, got {negative}.")
+        if sum(alphas.values()) <= 0:
+            raise ConfigurationError("At least one of alpha_ce, alpha_mlm, alpha_cos must be > 0.")
+        if not 0.0 < self.mlm_probability <= 1.0:
+            raise ConfigurationError(f"mlm_probability must be in (0, 1], got {self.mlm_probability}.")
+        if self.mlm_smoothing < 0:
+            raise ConfigurationError(f"mlm_smoothing must be ≥ 0, got {self.mlm_smoothing}.")
+        if self.distill_chunk_size < 0:
+            raise ConfigurationError(f"distill_chunk_size must be ≥ 0, got {self.distill_chunk_size}.")
+        if self.ddp_find_unused_parameters:
+            raise ConfigurationError(
+                "ddp_find_unused_parameters=True is not supported: the MLM head runs outside the DDP forward "
+                "(to avoid full-vocabulary logits), so DDP would mark it unused. Leave it at False."
+            )
+
+
+def _has_fp16_device() -> bool:
+    if torch.cuda.is_available():
+        return True
+    for name in ("xpu", "npu", "mlu", "musa", "hpu"):
+        backend = getattr(torch, name, None)
+        if backend is not None and getattr(backend, "is_available", lambda: False)():
+            return True
+    return False

@@ -1,0 +1,239 @@
+"""The target-language corpus: loading, sentence splitting, tokenisation, train/validation split.
+
+As in DistilBERT's ``binarized_data.py`` + ``LmSeqsDataset``: every sentence becomes one sequence
+``[CLS] … [SEP]``; sequences longer than ``max_seq_length`` are cut into several, sequences with
+``min_seq_length`` tokens or fewer (DistilBERT: 11) are dropped, and so are sequences that are
+half unknown tokens. All heavy steps run through ``datasets.map`` (batched, cached, ``num_proc``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from .errors import DataError
+from .hub import require_hub
+from .languages import WIKIPEDIA_DATASET
+
+logger = logging.getLogger(__name__)
+
+# A sentence ends with . ! ? … or the Devanagari danda, optionally followed by closing quotes or
+# brackets, then whitespace. We split there unless the next word starts in lower case (so "npr. tudi"
+# stays together) or the word before the full stop is a lone capital initial ("J. Novak").
+_BOUNDARY = re.compile(r"([.!?…।॥]+[\"'”’»)\]]*)\s+")
+_INITIAL = re.compile(r"(?:^|\s)[A-ZÀ-ÖØ-ÞĀ-Ž]\.$")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a paragraph into sentences with a light, language-agnostic rule (see module docs).
+
+    Lines are never joined: a newline always ends a sentence. Empty pieces are dropped.
+    """
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        start = 0
+        for match in _BOUNDARY.finditer(line):
+            nxt = line[match.end() : match.end() + 1]
+            if not nxt or nxt.islower() or _INITIAL.search(line[start : match.end(1)]):
+                continue
+            piece = line[start : match.end(1)].strip()
+            if piece:
+                sentences.append(piece)
+            start = match.end()
+        piece = line[start:].strip()
+        if piece:
+            sentences.append(piece)
+    return sentences
+
+
+def _check_text_file(path: str) -> None:
+    """Fail early, with the file name, on a missing, truncated or undecodable file."""
+    if not os.path.isfile(path):
+        raise DataError(f"Training file {path!r} does not exist. Pass existing text files with --train_file.")
+    opener = gzip.open if path.endswith(".gz") else open
+    has_text = False
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    has_text = True
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise DataError(
+            f"Training file {path!r} is not a readable {'gzip' if path.endswith('.gz') else 'text'} file "
+            f"({err}). It may be truncated or corrupt: re-download or re-compress it."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"Training file {path!r} is not valid UTF-8 (byte {err.start}: {err.reason}). "
+            "Convert it first, e.g. `iconv -f LATIN2 -t UTF-8 in.txt > out.txt`."
+        ) from None
+    if not has_text:
+        raise DataError(f"Training file {path!r} has no text (it is empty or whitespace only).")
+
+
+def load_text_files(paths: Sequence[str]) -> Dataset:
+    """One example per non-empty line of the given text files (plain or ``.gz``), column ``text``."""
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        raise DataError("No training files given.")
+    for path in paths:
+        _check_text_file(path)
+    from datasets import load_dataset
+
+    dataset = load_dataset("text", data_files={"train": list(paths)}, split="train")
+    return dataset.filter(lambda batch: [bool(t.strip()) for t in batch["text"]], batched=True)
+
+
+def load_wikipedia(config_name: str, cache_dir: str | None = None, streaming: bool = False) -> Dataset:
+    """The ``wikimedia/wikipedia`` articles of one language (column ``text``), e.g. ``20231101.sl``."""
+    require_hub(
+        f"The Wikipedia dump {WIKIPEDIA_DATASET}:{config_name}",
+        "Use local text instead with `--train_file FILE [FILE ...]` (plain or .gz, one paragraph or sentence "
+        "per line), or download the dataset where the Hub is reachable and set HF_DATASETS_OFFLINE=1.",
+    )
+    from datasets import load_dataset
+
+    return load_dataset(WIKIPEDIA_DATASET, config_name, split="train", cache_dir=cache_dir, streaming=streaming)
+
+
+def to_sentences(dataset: Dataset, text_column: str = "text", num_proc: int | None = None) -> Dataset:
+    """Split every document of ``dataset`` into sentences: a new dataset with one column ``text``."""
+    if text_column not in dataset.column_names:
+        raise DataError(f"The corpus has no column {text_column!r} (columns: {dataset.column_names}).")
+
+    def split_batch(batch):
+        return {"text": [s for doc in batch[text_column] for s in split_sentences(doc)]}
+
+    return dataset.map(
+        split_batch,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        desc="Splitting into sentences",
+    )
+
+
+def tokenize_sentences(
+    sentences: Dataset,
+    tokenizer,
+    max_seq_length: int = 512,
+    min_seq_length: int = 12,
+    max_unk_fraction: float = 0.5,
+    num_proc: int | None = None,
+) -> Dataset:
+    """Token ids ``[CLS] … [SEP]`` per sentence, columns ``input_ids`` and ``length``.
+
+    Sentences longer than ``max_seq_length`` become several sequences (as DistilBERT's
+    ``divide_into_chunks``); sequences shorter than ``min_seq_length`` or with more than
+    ``max_unk_fraction`` unknown tokens are dropped (``remove_short_sequences`` /
+    ``remove_unknown_sequences``).
+    """
+    if max_seq_length <= tokenizer.num_special_tokens_to_add(pair=False):
+        raise DataError(f"max_seq_length={max_seq_length} leaves no room for text after the special tokens.")
+    unk_id = tokenizer.unk_token_id
+
+    def encode(batch):
+        # The fast tokenizer's overflow handling cuts long sentences into several sequences, each
+        # with its own special tokens (DistilBERT's divide_into_chunks).
+        encoded = tokenizer(
+            batch["text"],
+            truncation=True,
+            max_length=max_seq_length,
+            return_overflowing_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        out_ids, out_len = [], []
+        for seq in encoded["input_ids"]:
+            if len(seq) < min_seq_length:
+                continue
+            if unk_id is not None and sum(t == unk_id for t in seq) > max_unk_fraction * len(seq):
+                continue
+            out_ids.append(seq)
+            out_len.append(len(seq))
+        return {"input_ids": out_ids, "length": out_len}
+
+    return sentences.map(
+        encode,
+        batched=True,
+        remove_columns=sentences.column_names,
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
+
+
+def train_validation_split(dataset: Dataset, validation_split: float = 0.1, seed: int = 42) -> DatasetDict:
+    """Seeded split into ``train`` and ``validation`` (the paper: 90:10)."""
+    if not 0.0 < validation_split < 1.0:
+        raise DataError(f"validation_split must be in (0, 1), got {validation_split}.")
+    if len(dataset) < 2:
+        raise DataError(
+            f"Only {len(dataset)} usable sequence(s) after tokenisation: the corpus is too small "
+            "(or its sentences are shorter than min_seq_length). Give more text."
+        )
+    split = dataset.train_test_split(test_size=validation_split, seed=seed, shuffle=True)
+    return DatasetDict(train=split["train"], validation=split["test"])
+
+
+def token_counts(dataset: Dataset, vocab_size: int, batch_size: int = 10_000) -> np.ndarray:
+    """How often each token id occurs in ``dataset['input_ids']``: ``(vocab_size,)`` int64."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for batch in dataset.select_columns(["input_ids"]).iter(batch_size=batch_size):
+        if batch["input_ids"]:
+            flat = np.fromiter((t for seq in batch["input_ids"] for t in seq), dtype=np.int64)
+            counts += np.bincount(flat, minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def build_mlm_datasets(
+    tokenizer,
+    *,
+    train_files: Sequence[str] | None = None,
+    wikipedia_config: str | None = None,
+    text_column: str = "text",
+    max_seq_length: int = 512,
+    min_seq_length: int = 12,
+    validation_split: float = 0.1,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    seed: int = 42,
+    num_proc: int | None = None,
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """Corpus → sentences → tokenised sequences → seeded train/validation split."""
+    if train_files:
+        corpus = load_text_files(train_files)
+    elif wikipedia_config:
+        corpus = load_wikipedia(wikipedia_config, cache_dir=cache_dir)
+    else:
+        raise DataError("No corpus: pass --train_file FILE or a language with a Wikipedia config (--lang).")
+    if len(corpus) == 0:
+        raise DataError("The corpus is empty: every line is blank.")
+    sentences = to_sentences(corpus, text_column=text_column, num_proc=num_proc)
+    sequences = tokenize_sentences(
+        sentences, tokenizer, max_seq_length=max_seq_length, min_seq_length=min_seq_length, num_proc=num_proc
+    )
+    splits = train_validation_split(sequences, validation_split=validation_split, seed=seed)
+    if max_train_samples is not None:
+        splits["train"] = splits["train"].select(range(min(max_train_samples, len(splits["train"]))))
+    if max_eval_samples is not None:
+        splits["validation"] = splits["validation"].select(range(min(max_eval_samples, len(splits["validation"]))))
+    return splits
+
+
+def iter_texts(corpus: Iterable[str] | Dataset, text_column: str = "text") -> Iterable[str]:
+    """Strings of a corpus given as strings or as a dataset with a text column."""
+    if isinstance(corpus, Dataset):
+        for batch in corpus.select_columns([text_column]).iter(batch_size=1000):
+            yield from batch[text_column]
+    else:
+        yield from corpus

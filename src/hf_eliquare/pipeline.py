@@ -1,0 +1,277 @@
+"""The end-to-end distillation job behind ``examples/run_distill.py``.
+
+teacher + tokenizer → corpus → sequences → (vocabulary reduction) → 2n−1 student → masking collator
+→ :class:`DistillationTrainer` → best student saved (safetensors), with tokenizer, run summary and card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+from transformers.trainer_utils import get_last_checkpoint
+
+from .config import DistillationTrainingArguments
+from .data import build_mlm_datasets, token_counts
+from .errors import ConfigurationError, OutputDirError
+from .hub import resolve_pretrained
+from .languages import LANGUAGES, Language, get_language
+from .masking import DataCollatorForDistillation, mlm_token_probs
+from .student import check_supported, create_student, freeze_position_embeddings, is_roberta_like
+from .trainer import DistillationTrainer
+
+logger = logging.getLogger(__name__)
+
+#: Files whose presence in ``output_dir`` means "a finished model is here".
+FINISHED_MODEL_FILES = ("config.json", "model.safetensors")
+
+
+@dataclass
+class ModelArguments:
+    """Which teacher to distil and what the student looks like."""
+
+    teacher_model_name_or_path: str = field(
+        default="bert-base-multilingual-cased",
+        metadata={"help": "Teacher: a Hub id or a local directory of a *ForMaskedLM model (BERT, RoBERTa, XLM-R)."},
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the teacher's."})
+    num_student_layers: int = field(default=6, metadata={"help": "Encoder layers of the student."})
+    student_layers: list[int] | None = field(
+        default=None,
+        metadata={"help": "0-based teacher layers to copy, increasing (default: every other layer from the first)."},
+    )
+    freeze_position_embeddings: bool | None = field(
+        default=None,
+        metadata={"help": "Freeze the student's position embeddings (default: yes for RoBERTa/XLM-R, as the paper)."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+
+
+@dataclass
+class DataArguments:
+    """The target-language corpus."""
+
+    lang: str | None = field(default=None, metadata={"help": "Target language code (e.g. sl, sw, fr, nl, he, hi)."})
+    train_file: list[str] | None = field(
+        default=None, metadata={"help": "Local text file(s), plain or .gz, one paragraph or sentence per line."}
+    )
+    wikipedia_config: str | None = field(
+        default=None, metadata={"help": "wikimedia/wikipedia config (default for --lang xx: 20231101.xx)."}
+    )
+    text_column: str = field(default="text", metadata={"help": "Text column of the corpus."})
+    max_seq_length: int = field(default=512, metadata={"help": "Longer sentences are cut into several sequences."})
+    min_seq_length: int = field(
+        default=12, metadata={"help": "Sequences with fewer tokens ([CLS]/[SEP] included) are dropped (DistilBERT)."}
+    )
+    validation_split: float = field(default=0.1, metadata={"help": "Share held out for validation (paper: 0.1)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+
+
+def resolve_language(data_args: DataArguments) -> Language:
+    """The language of the run; any code is fine when the corpus is given explicitly."""
+    if data_args.lang is None:
+        if not data_args.train_file:
+            raise ConfigurationError(
+                f"Say which language to distil with --lang (known: {', '.join(sorted(LANGUAGES))}), "
+                "or give local text with --train_file."
+            )
+        return Language("und", "undetermined")
+    if data_args.train_file or data_args.wikipedia_config:
+        return LANGUAGES.get(data_args.lang, Language(data_args.lang, data_args.lang))
+    return get_language(data_args.lang)
+
+
+def check_output_dir(training_args: DistillationTrainingArguments) -> str | None:
+    """Refuse to overwrite a finished model; return the checkpoint to resume from, if any."""
+    out = training_args.output_dir
+    finished = all(os.path.isfile(os.path.join(out, f)) for f in FINISHED_MODEL_FILES)
+    if finished and not training_args.overwrite_output_dir:
+        raise OutputDirError(
+            f"{out!r} already holds a finished model. Choose another --output_dir, or pass "
+            "--overwrite_output_dir to replace it."
+        )
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    if os.path.isdir(out) and not training_args.overwrite_output_dir:
+        last = get_last_checkpoint(out)
+        if last is not None:
+            logger.info("Resuming from the last checkpoint in the output directory: %s", last)
+        return last
+    return None
+
+
+def load_teacher_and_tokenizer(model_args: ModelArguments):
+    teacher_path = resolve_pretrained(model_args.teacher_model_name_or_path, "teacher model")
+    tokenizer_path = (
+        resolve_pretrained(model_args.tokenizer_name, "tokenizer") if model_args.tokenizer_name else teacher_path
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, cache_dir=model_args.cache_dir)
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_path, cache_dir=model_args.cache_dir)
+    check_supported(teacher, "teacher")
+    if len(tokenizer) > teacher.config.vocab_size:
+        raise ConfigurationError(
+            f"The tokenizer has {len(tokenizer)} tokens but the teacher's vocabulary has "
+            f"{teacher.config.vocab_size}: they do not belong together. Use the teacher's own tokenizer."
+        )
+    return teacher, tokenizer
+
+
+def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
+    limit = teacher.config.max_position_embeddings
+    if is_roberta_like(teacher):
+        limit -= (tokenizer.pad_token_id or 1) + 1  # RoBERTa positions start after the padding index
+    if max_seq_length > limit:
+        raise ConfigurationError(
+            f"--max_seq_length {max_seq_length} is longer than the teacher's position embeddings allow ({limit}). "
+            f"Use --max_seq_length {limit} or less."
+        )
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _finalise_output(tmp_dir: str, output_dir: str) -> None:
+    """Move a finished model from ``tmp_dir`` into ``output_dir``; weights and config go last, so
+    an interrupted move never leaves something that looks like a complete model."""
+    os.makedirs(output_dir, exist_ok=True)
+    names = sorted(os.listdir(tmp_dir), key=lambda n: (n in FINISHED_MODEL_FILES, n == "config.json"))
+    for name in names:
+        target = os.path.join(output_dir, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(tmp_dir, name), target)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _hardware(training_args) -> str:
+    if torch.cuda.is_available():
+        return f"{training_args.world_size} × {torch.cuda.get_device_name(0)}"
+    return f"{training_args.world_size} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def run_distillation(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments):
+    """Run the whole job; returns the trainer (its ``model`` is the best student)."""
+    language = resolve_language(data_args)
+    resume_from = check_output_dir(training_args)
+    teacher, tokenizer = load_teacher_and_tokenizer(model_args)
+    check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
+
+    wikipedia_config = data_args.wikipedia_config
+    if not data_args.train_file and wikipedia_config is None:
+        wikipedia_config = language.wikipedia_config
+    with training_args.main_process_first(desc="corpus preparation"):
+        datasets = build_mlm_datasets(
+            tokenizer,
+            train_files=data_args.train_file,
+            wikipedia_config=wikipedia_config,
+            text_column=data_args.text_column,
+            max_seq_length=data_args.max_seq_length,
+            min_seq_length=data_args.min_seq_length,
+            validation_split=data_args.validation_split,
+            max_train_samples=data_args.max_train_samples,
+            max_eval_samples=data_args.max_eval_samples,
+            seed=training_args.seed,
+            num_proc=data_args.preprocessing_num_workers,
+            cache_dir=model_args.cache_dir,
+        )
+    train_dataset, eval_dataset = datasets["train"], datasets["validation"]
+    logger.info("Sequences: %d train, %d validation", len(train_dataset), len(eval_dataset))
+
+    counts = token_counts(train_dataset, teacher.config.vocab_size)
+    student = create_student(teacher, num_layers=model_args.num_student_layers, layers=model_args.student_layers)
+    freeze = model_args.freeze_position_embeddings
+    if freeze is None:
+        freeze = is_roberta_like(student)
+    if freeze:
+        freeze_position_embeddings(student)
+    logger.info(
+        "Teacher: %d layers, %d parameters; student: %d layers (teacher layers %s), %d parameters",
+        teacher.config.num_hidden_layers,
+        count_parameters(teacher),
+        student.config.num_hidden_layers,
+        student.config.eliquare["teacher_layers"],
+        count_parameters(student),
+    )
+
+    collator = DataCollatorForDistillation(
+        tokenizer=tokenizer,
+        token_probs=mlm_token_probs(counts, tokenizer.all_special_ids, smoothing=training_args.mlm_smoothing),
+        mlm_probability=training_args.mlm_probability,
+        mask_replace_prob=training_args.mask_replace_prob,
+        random_replace_prob=training_args.random_replace_prob,
+        seed=training_args.seed,
+    )
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=training_args,
+        data_collator=collator,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+    )
+    started = time.time()
+    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    runtime = time.time() - started
+    metrics = dict(train_result.metrics)
+    metrics.update(trainer.evaluate())
+    trainer.log_metrics("train", metrics)
+
+    if trainer.is_world_process_zero():
+        summary = {
+            "lang": language.code,
+            "language_name": language.name,
+            "teacher": model_args.teacher_model_name_or_path,
+            "alpha_ce": training_args.alpha_ce,
+            "alpha_mlm": training_args.alpha_mlm,
+            "alpha_cos": training_args.alpha_cos,
+            "temperature": training_args.temperature,
+            "restrict_ce_to_mask": training_args.restrict_ce_to_mask,
+            "mlm_probability": training_args.mlm_probability,
+            "mlm_smoothing": training_args.mlm_smoothing,
+            "dataset": (
+                [os.path.basename(f) for f in data_args.train_file]
+                if data_args.train_file
+                else f"wikimedia/wikipedia:{wikipedia_config}"
+            ),
+            "train_sequences": len(train_dataset),
+            "validation_sequences": len(eval_dataset),
+            "train_tokens": int(counts.sum()),
+            "num_train_epochs": training_args.num_train_epochs,
+            "global_steps": trainer.state.global_step,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "learning_rate": training_args.learning_rate,
+            "num_processes": training_args.world_size,
+            "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+            "hardware": _hardware(training_args),
+            "train_runtime_s": round(runtime, 1),
+            "best_eval_loss": trainer.state.best_metric,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "student_parameters": count_parameters(trainer.model),
+            "teacher_parameters": count_parameters(teacher),
+            "seed": training_args.seed,
+            "metrics": metrics,
+        }
+        tmp_dir = tempfile.mkdtemp(prefix=".tmp-final-", dir=os.path.dirname(os.path.abspath(training_args.output_dir)) or ".")
+        trainer.save_model(tmp_dir)
+        for leftover in ("training_args.bin",):
+            if os.path.exists(os.path.join(tmp_dir, leftover)):
+                os.remove(os.path.join(tmp_dir, leftover))
+        with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
+            json.dump(summary, handle, indent=2, default=str)
+        _finalise_output(tmp_dir, training_args.output_dir)
+        logger.info("Best student saved to %s (validation loss %s)", training_args.output_dir, trainer.state.best_metric)
+    trainer.accelerator.wait_for_everyone()
+    return trainer

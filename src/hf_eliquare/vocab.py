@@ -182,23 +182,21 @@ def _backend(tokenizer: Any):
 def _full_vocab_size(tokenizer: Any) -> int:
     backend = _backend(tokenizer)
     size = backend.get_vocab_size(with_added_tokens=True)
-    ids = backend.get_vocab(with_added_tokens=True).values()
-    return max(size, max(ids, default=-1) + 1)
+    added = backend.get_added_tokens_decoder()  # ids of added tokens may lie beyond the model vocabulary
+    return max(size, max(added, default=-1) + 1)
 
 
 def batch_sentence_counts(backend: Any, texts: Sequence[str], vocab_size: int) -> np.ndarray:
     """Per token id, how many of ``texts`` contain it: shape ``(vocab_size,)``, int64.
 
-    One ``encode_batch`` call (Rust, multi-threaded); duplicates within a sentence are removed with
-    a single ``np.unique`` over ``sentence_index * vocab_size + token_id``.
+    One ``encode_batch_fast`` call (Rust, multi-threaded, no offsets); each sentence's ids go through
+    a ``set`` (duplicates within a sentence count once) and one ``np.bincount`` sums the batch —
+    measured faster than a vectorised ``np.unique`` over ``sentence * V + id`` keys.
     """
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    ids = [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-    sentence = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
-    keys = np.unique(sentence * vocab_size + flat)
-    return np.bincount(keys % vocab_size, minlength=vocab_size)
+    encodings = encode(list(texts), add_special_tokens=False)
+    unique_ids = np.fromiter(itertools.chain.from_iterable(set(e.ids) for e in encodings), dtype=np.int64)
+    return np.bincount(unique_ids, minlength=vocab_size)
 
 
 def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -381,3 +381,12 @@ def test_table4_layout_from_results(tmp_path):
     assert student == "| student | – | 71.00 ± 1.41 | 90.00 ± 0.00 |"
     assert json.loads((tmp_path / "table" / "eval_table.json").read_text())["cells"]["student"]["sl_pos"]["n"] == 2
     assert format_table4(aggregate_results([_fake_result("m", "sw_ner", 1, 0.5)])).startswith("| model | sw NER |")
+
+
+def test_uncached_hub_dataset_in_offline_mode(monkeypatch):
+    import hf_eliquare.hub as hub
+
+    monkeypatch.setattr(hub, "hub_offline_mode", lambda: True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="not in the local cache"):
+        resolve_data(FinetuneDataArguments(task="he_sentiment"))

@@ -40,7 +40,7 @@ from transformers import TrainingArguments
 
 from .errors import ConfigurationError, DataError, OutputDirError
 from .metrics import MAIN_METRIC, compute_task_metrics
-from .tasks import PAPER_TASKS, TASKS, Task, get_task
+from .tasks import PAPER_TASKS, TASKS, Task, get_task, shared_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -309,12 +309,25 @@ def load_hub_splits(
     revision: str | None = None,
 ) -> dict[str, list[dict]]:
     """A Hub dataset as plain examples (ClassLabel ids turned into names). Fails fast when offline."""
-    from .hub import require_hub
-
-    require_hub(f"The dataset {name!r}", "Pass local files with --train_file/--validation_file/--test_file.")
     import datasets
 
-    dsd = datasets.load_dataset(name, config, revision=revision)
+    from .errors import OfflineError
+    from .hub import hub_offline_mode, require_hub
+
+    try:
+        require_hub(f"The dataset {name!r}", "Pass local files with --train_file/--validation_file/--test_file.")
+    except OfflineError:
+        if not hub_offline_mode():
+            raise
+        try:  # HF_HUB_OFFLINE=1: a dataset already in the local cache still loads
+            dsd = datasets.load_dataset(name, config, revision=revision)
+        except Exception:
+            raise OfflineError(
+                f"The dataset {name!r} is not in the local cache and HF_HUB_OFFLINE=1 is set. "
+                "Pass local files with --train_file/--validation_file/--test_file."
+            ) from None
+    else:
+        dsd = datasets.load_dataset(name, config, revision=revision)
     aliases = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
     out: dict[str, list[dict]] = {}
     for split_name, ds in dsd.items():
@@ -590,12 +603,15 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
     text_column = data_args.text_column or (task.text_column if task else None)
     label_column = data_args.label_column or (task.label_column if task else None)
     source: dict = {}
-    if explicit or (task and task.local_paths() and not data_args.dataset_name):
-        files = dict(task.local_paths()) if task and not explicit else {}
-        files.update(explicit)
-        if task and not explicit and task.local_files and len(files) < len(task.local_files):
-            missing = sorted(set(task.local_files) - set(files))
-            raise DataError(f"Task {task.name}: local files for {missing} are missing under the shared data folder.")
+    local = task.local_paths() if task and not data_args.dataset_name else {}
+    if task and local and not explicit and len(local) < len(task.local_files):
+        missing = sorted(set(task.local_files) - set(local))
+        raise DataError(
+            f"Task {task.name}: local files for {missing} are missing under {shared_data_dir()}; "
+            "pass them with --train_file/--validation_file/--test_file."
+        )
+    if explicit or local:
+        files = {**local, **explicit}  # explicit files override the task's, split by split
         raw = {s: read_split_file(p, task_type, data_args.data_format, text_column, label_column) for s, p in files.items()}
         source = {"files": files}
     else:

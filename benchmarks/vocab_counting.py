@@ -77,8 +77,8 @@ def vocabulary_table(tokenizer, sentences_by_lang: dict[str, list[str]]) -> list
 
 
 def throughput(tokenizer, sentences: list[str], repeats: int, batch_size: int = 1000) -> dict[str, dict]:
-    """Sentences/s of plain ``encode_batch`` / ``encode_batch_fast`` loops vs :func:`count_sentence_occurrences` (1 and 2
-    processes), interleaved ``repeats`` times."""
+    """Sentences/s of plain ``encode_batch`` / ``encode_batch_fast`` loops vs
+    :func:`count_sentence_occurrences` (1 and 2 processes), interleaved ``repeats`` times."""
     from hf_eliquare.vocab import count_sentence_occurrences
 
     backend = tokenizer.backend_tokenizer
@@ -131,7 +131,7 @@ def run(quick: bool = False) -> dict:
     sentences = {lang: load_sentences(lang, limit) for lang in LANGUAGES}
     return {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} CPU(s), {platform.platform()}".strip(),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU(s), {platform.platform()}",
         "quick": quick,
         "vocabulary": vocabulary_table(tokenizer, sentences),
         "throughput_sl": throughput(tokenizer, sentences["sl"], repeats=1 if quick else 3),
@@ -156,7 +156,8 @@ def to_markdown(results: dict) -> str:
         lines.append(
             f"| {row['lang']} | {row['sentences']:,} | {row['min_sentence_fraction'] * 100:g} % | "
             f"{row['kept_vocab']:,} of {row['original_vocab']:,} ({row['kept_vocab_pct']:.1f} %) | "
-            f"{row['parameters'] / 1e6:.1f} M of {row['original_parameters'] / 1e6:.1f} M ({row['parameters_pct']:.1f} %) |"
+            f"{row['parameters'] / 1e6:.1f} M of {row['original_parameters'] / 1e6:.1f} M "
+            f"({row['parameters_pct']:.1f} %) |"
         )
     lines += [
         "",

@@ -424,7 +424,8 @@ def test_roberta_pad_id_move_keeps_positions_and_generic_class(tmp_path):
 
 
 def test_bpe_is_refused():
-    backend = Tokenizer(models.BPE(vocab={"a": 0, "b": 1, "ab": 2, "<unk>": 3}, merges=[("a", "b")], unk_token="<unk>"))
+    vocab = {"a": 0, "b": 1, "ab": 2, "<unk>": 3}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[("a", "b")], unk_token="<unk>"))
     tok = TokenizersBackend(tokenizer_object=backend, unk_token="<unk>")
     with pytest.raises(ConfigurationError, match="BPE.*not supported"):
         reduce_tokenizer(tok, [3, 0, 1])

@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -626,7 +627,9 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
         len(kept), embeddings.embedding_dim, padding_idx=new_pad,
         device=embeddings.weight.device, dtype=embeddings.weight.dtype,
     )
-    new_embeddings.weight = nn.Parameter(embeddings.weight.data[index].clone(), requires_grad=embeddings.weight.requires_grad)
+    new_embeddings.weight = nn.Parameter(
+        embeddings.weight.data[index].clone(), requires_grad=embeddings.weight.requires_grad
+    )
     model.set_input_embeddings(new_embeddings)
 
     if decoder is not None:
@@ -637,7 +640,9 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
         if tied:
             new_decoder.weight = new_embeddings.weight
         else:
-            new_decoder.weight = nn.Parameter(decoder.weight.data[index].clone(), requires_grad=decoder.weight.requires_grad)
+            new_decoder.weight = nn.Parameter(
+                decoder.weight.data[index].clone(), requires_grad=decoder.weight.requires_grad
+            )
         if decoder.bias is not None:
             new_decoder.bias = nn.Parameter(decoder.bias.data[index].clone(), requires_grad=decoder.bias.requires_grad)
         if head is not None:
@@ -814,10 +819,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .hub import resolve_pretrained
 
     parser = HfArgumentParser(VocabReductionArguments)
-    argv = list(argv) if argv is not None else None
-    import sys
-
-    args_list = argv if argv is not None else sys.argv[1:]
+    args_list = list(argv) if argv is not None else sys.argv[1:]
     if len(args_list) == 1 and args_list[0].endswith((".json", ".yaml", ".yml")):
         loader = parser.parse_json_file if args_list[0].endswith(".json") else parser.parse_yaml_file
         (args,) = loader(os.path.abspath(args_list[0]))
@@ -828,7 +830,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     output_dir = Path(args.output_dir)
     if _finished(output_dir) and not args.overwrite_output_dir:
         raise OutputDirError(
-            f"Output directory {str(output_dir)!r} is not empty. Choose another --output_dir or pass --overwrite_output_dir."
+            f"Output directory {str(output_dir)!r} is not empty. Choose another --output_dir or pass "
+            "--overwrite_output_dir."
         )
     model_path = resolve_pretrained(args.model, "model")
     tokenizer = AutoTokenizer.from_pretrained(model_path)

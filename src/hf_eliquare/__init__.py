@@ -5,6 +5,7 @@
 
 __version__ = "0.1.0"
 
+from .cards import StudentCardInfo, validate_card_locally, write_model_card, write_student_card
 from .config import DistillationTrainingArguments
 from .data import build_mlm_datasets, split_sentences, token_counts
 from .errors import ConfigurationError, DataError, EliquareError, OfflineError, OutputDirError, TrainingDivergedError
@@ -12,9 +13,31 @@ from .languages import LANGUAGES, Language, get_language
 from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss, kl_div_loss, mlm_loss
 from .masking import DataCollatorForDistillation, mlm_token_probs
 from .student import create_student, default_teacher_layers, freeze_position_embeddings
+from .publish import preflight_push, push_student, stage_upload
 from .trainer import DistillationTrainer
+from .vocab import (
+    count_sentence_occurrences,
+    reduce_model_vocab,
+    reduce_tokenizer,
+    reduce_vocab,
+    reduce_vocab_with_counts,
+    select_vocabulary,
+)
 
 __all__ = [
+    "StudentCardInfo",
+    "count_sentence_occurrences",
+    "preflight_push",
+    "push_student",
+    "reduce_model_vocab",
+    "reduce_tokenizer",
+    "reduce_vocab",
+    "reduce_vocab_with_counts",
+    "select_vocabulary",
+    "stage_upload",
+    "validate_card_locally",
+    "write_model_card",
+    "write_student_card",
     "LANGUAGES",
     "ConfigurationError",
     "DataCollatorForDistillation",

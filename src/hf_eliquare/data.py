@@ -177,8 +177,8 @@ def train_validation_split(dataset: Dataset, validation_split: float = 0.1, seed
         raise DataError(f"validation_split must be in (0, 1), got {validation_split}.")
     if len(dataset) < 2:
         raise DataError(
-            f"Only {len(dataset)} usable sequence(s) after tokenisation: the corpus is too small "
-            "(or its sentences are shorter than min_seq_length). Give more text."
+            f"Only {len(dataset)} usable sentence(s) in the corpus: give more text (at least a few hundred "
+            "sentences for a meaningful validation split)."
         )
     split = dataset.train_test_split(test_size=validation_split, seed=seed, shuffle=True)
     return DatasetDict(train=split["train"], validation=split["test"])
@@ -192,6 +192,66 @@ def token_counts(dataset: Dataset, vocab_size: int, batch_size: int = 10_000) ->
             flat = np.fromiter((t for seq in batch["input_ids"] for t in seq), dtype=np.int64)
             counts += np.bincount(flat, minlength=vocab_size)[:vocab_size]
     return counts
+
+
+def load_sentence_splits(
+    *,
+    train_files: Sequence[str] | None = None,
+    wikipedia_config: str | None = None,
+    text_column: str = "text",
+    validation_split: float = 0.1,
+    seed: int = 42,
+    num_proc: int | None = None,
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """Corpus → sentences → seeded ``train`` / ``validation`` split (column ``text``).
+
+    The split is taken on sentences, before tokenisation, so that no sentence (or piece of one)
+    is in both splits, and so a reduced tokenizer can re-tokenise the same split.
+    """
+    if train_files:
+        corpus = load_text_files(train_files)
+    elif wikipedia_config:
+        corpus = load_wikipedia(wikipedia_config, cache_dir=cache_dir)
+    else:
+        raise DataError("No corpus: pass --train_file FILE or a language with a Wikipedia config (--lang).")
+    if len(corpus) == 0:
+        raise DataError("The corpus is empty: every line is blank. Pass files with text in them.")
+    sentences = to_sentences(corpus, text_column=text_column, num_proc=num_proc)
+    return train_validation_split(sentences, validation_split=validation_split, seed=seed)
+
+
+def tokenize_splits(
+    splits: DatasetDict,
+    tokenizer,
+    *,
+    max_seq_length: int = 512,
+    min_seq_length: int = 12,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    num_proc: int | None = None,
+) -> DatasetDict:
+    """Tokenise both sentence splits into MLM sequences (see :func:`tokenize_sentences`)."""
+    out = DatasetDict(
+        {
+            name: tokenize_sentences(
+                split, tokenizer, max_seq_length=max_seq_length, min_seq_length=min_seq_length, num_proc=num_proc
+            )
+            for name, split in splits.items()
+        }
+    )
+    for name in out:
+        if len(out[name]) == 0:
+            raise DataError(
+                f"No {name} sequence is left after tokenisation: every sentence has fewer than "
+                f"min_seq_length={min_seq_length} tokens (or is mostly unknown tokens). Give more text or lower "
+                "--min_seq_length."
+            )
+    if max_train_samples is not None:
+        out["train"] = out["train"].select(range(min(max_train_samples, len(out["train"]))))
+    if max_eval_samples is not None:
+        out["validation"] = out["validation"].select(range(min(max_eval_samples, len(out["validation"]))))
+    return out
 
 
 def build_mlm_datasets(
@@ -209,25 +269,25 @@ def build_mlm_datasets(
     num_proc: int | None = None,
     cache_dir: str | None = None,
 ) -> DatasetDict:
-    """Corpus → sentences → tokenised sequences → seeded train/validation split."""
-    if train_files:
-        corpus = load_text_files(train_files)
-    elif wikipedia_config:
-        corpus = load_wikipedia(wikipedia_config, cache_dir=cache_dir)
-    else:
-        raise DataError("No corpus: pass --train_file FILE or a language with a Wikipedia config (--lang).")
-    if len(corpus) == 0:
-        raise DataError("The corpus is empty: every line is blank.")
-    sentences = to_sentences(corpus, text_column=text_column, num_proc=num_proc)
-    sequences = tokenize_sentences(
-        sentences, tokenizer, max_seq_length=max_seq_length, min_seq_length=min_seq_length, num_proc=num_proc
+    """Corpus → sentences → seeded train/validation split → tokenised MLM sequences."""
+    splits = load_sentence_splits(
+        train_files=train_files,
+        wikipedia_config=wikipedia_config,
+        text_column=text_column,
+        validation_split=validation_split,
+        seed=seed,
+        num_proc=num_proc,
+        cache_dir=cache_dir,
     )
-    splits = train_validation_split(sequences, validation_split=validation_split, seed=seed)
-    if max_train_samples is not None:
-        splits["train"] = splits["train"].select(range(min(max_train_samples, len(splits["train"]))))
-    if max_eval_samples is not None:
-        splits["validation"] = splits["validation"].select(range(min(max_eval_samples, len(splits["validation"]))))
-    return splits
+    return tokenize_splits(
+        splits,
+        tokenizer,
+        max_seq_length=max_seq_length,
+        min_seq_length=min_seq_length,
+        max_train_samples=max_train_samples,
+        max_eval_samples=max_eval_samples,
+        num_proc=num_proc,
+    )
 
 
 def iter_texts(corpus: Iterable[str] | Dataset, text_column: str = "text") -> Iterable[str]:

@@ -20,7 +20,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .config import DistillationTrainingArguments
-from .data import build_mlm_datasets, token_counts
+from .data import load_sentence_splits, token_counts, tokenize_splits
 from .errors import ConfigurationError, OutputDirError
 from .hub import resolve_pretrained
 from .languages import LANGUAGES, Language, get_language
@@ -75,6 +75,32 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+    vocab_reduction: str = field(
+        default="none",
+        metadata={
+            "help": "Reduce the vocabulary to the language: 'pre' (the teacher, before distillation: faster), "
+            "'post' (the best student, after) or 'none'.",
+            "choices": ["none", "pre", "post"],
+        },
+    )
+    min_sentence_fraction: float = field(
+        default=0.0005,
+        metadata={"help": "VocabReduce: keep sub-words present in at least this share of training sentences."},
+    )
+    hub_dry_run: str | None = field(
+        default=None,
+        metadata={"help": "Stage exactly the files a Hub push would upload into this (new) folder, and list them."},
+    )
+
+    def __post_init__(self):
+        if self.vocab_reduction not in ("none", "pre", "post"):
+            raise ConfigurationError(f"--vocab_reduction must be none, pre or post, got {self.vocab_reduction!r}.")
+        if not 0.0 < self.min_sentence_fraction <= 1.0:
+            raise ConfigurationError(
+                f"--min_sentence_fraction must be in (0, 1], got {self.min_sentence_fraction} (the paper: 0.0005)."
+            )
+        if self.max_seq_length < 3:
+            raise ConfigurationError(f"--max_seq_length must be at least 3, got {self.max_seq_length}.")
 
 
 def resolve_language(data_args: DataArguments) -> Language:
@@ -160,33 +186,90 @@ def _hardware(training_args) -> str:
     return f"{training_args.world_size} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def _preflight_publishing(data_args: DataArguments, training_args: DistillationTrainingArguments):
+    """Check a requested push / dry run before any work; return ``(push, private, token)``."""
+    from .publish import preflight_dry_run, preflight_push
+
+    push = bool(training_args.push_to_hub)
+    private = True if training_args.hub_private_repo is None else bool(training_args.hub_private_repo)
+    token = None
+    if push:
+        token = preflight_push(training_args.hub_model_id, token=training_args.hub_token, private=private)
+    if data_args.hub_dry_run:
+        preflight_dry_run(data_args.hub_dry_run, training_args.output_dir)
+    # The student is pushed once, at the end, with its card; not every checkpoint by the Trainer.
+    training_args.push_to_hub = False
+    return push, private, token
+
+
+def _reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: str):
+    from .vocab import reduce_vocab_with_counts
+
+    counts, num_sentences = sentence_counts
+    before_vocab, before_params = model.config.vocab_size, count_parameters(model)
+    model, tokenizer = reduce_vocab_with_counts(
+        model, tokenizer, counts, num_sentences, min_sentence_fraction=data_args.min_sentence_fraction
+    )
+    logger.info(
+        "VocabReduce (%s): vocabulary %d → %d, parameters %d → %d",
+        what,
+        before_vocab,
+        model.config.vocab_size,
+        before_params,
+        count_parameters(model),
+    )
+    return model, tokenizer
+
+
 def run_distillation(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments):
     """Run the whole job; returns the trainer (its ``model`` is the best student)."""
     language = resolve_language(data_args)
     resume_from = check_output_dir(training_args)
+    push, private, hub_token = _preflight_publishing(data_args, training_args)
     teacher, tokenizer = load_teacher_and_tokenizer(model_args)
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
+    teacher_parameters = count_parameters(teacher)
 
     wikipedia_config = data_args.wikipedia_config
     if not data_args.train_file and wikipedia_config is None:
         wikipedia_config = language.wikipedia_config
     with training_args.main_process_first(desc="corpus preparation"):
-        datasets = build_mlm_datasets(
-            tokenizer,
+        sentences = load_sentence_splits(
             train_files=data_args.train_file,
             wikipedia_config=wikipedia_config,
             text_column=data_args.text_column,
-            max_seq_length=data_args.max_seq_length,
-            min_seq_length=data_args.min_seq_length,
             validation_split=data_args.validation_split,
-            max_train_samples=data_args.max_train_samples,
-            max_eval_samples=data_args.max_eval_samples,
             seed=training_args.seed,
             num_proc=data_args.preprocessing_num_workers,
             cache_dir=model_args.cache_dir,
         )
+        sentence_counts = None
+        if data_args.vocab_reduction != "none":
+            from .vocab import count_sentence_occurrences
+
+            # Document frequencies over the training sentences (the paper: ≥ 0.05% of the sentences).
+            sentence_counts = count_sentence_occurrences(
+                tokenizer, sentences["train"], num_proc=data_args.preprocessing_num_workers
+            )
+        if data_args.vocab_reduction == "pre":
+            teacher, tokenizer = _reduce(teacher, tokenizer, sentence_counts, data_args, "pre-distillation, teacher")
+        datasets = tokenize_splits(
+            sentences,
+            tokenizer,
+            max_seq_length=data_args.max_seq_length,
+            min_seq_length=data_args.min_seq_length,
+            max_train_samples=data_args.max_train_samples,
+            max_eval_samples=data_args.max_eval_samples,
+            num_proc=data_args.preprocessing_num_workers,
+        )
     train_dataset, eval_dataset = datasets["train"], datasets["validation"]
-    logger.info("Sequences: %d train, %d validation", len(train_dataset), len(eval_dataset))
+    logger.info(
+        "Sentences: %d train, %d validation → sequences: %d train, %d validation",
+        len(sentences["train"]),
+        len(sentences["validation"]),
+        len(train_dataset),
+        len(eval_dataset),
+    )
 
     counts = token_counts(train_dataset, teacher.config.vocab_size)
     student = create_student(teacher, num_layers=model_args.num_student_layers, layers=model_args.student_layers)
@@ -229,6 +312,11 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
     trainer.log_metrics("train", metrics)
 
     if trainer.is_world_process_zero():
+        best_student, final_tokenizer = trainer.model, tokenizer
+        if data_args.vocab_reduction == "post":
+            best_student, final_tokenizer = _reduce(
+                best_student, tokenizer, sentence_counts, data_args, "post-distillation, student"
+            )
         summary = {
             "lang": language.code,
             "language_name": language.name,
@@ -241,13 +329,15 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
             "mlm_probability": training_args.mlm_probability,
             "mlm_smoothing": training_args.mlm_smoothing,
             "dataset": (
-                [os.path.basename(f) for f in data_args.train_file]
+                ", ".join(os.path.basename(f) for f in data_args.train_file)
                 if data_args.train_file
                 else f"wikimedia/wikipedia:{wikipedia_config}"
             ),
+            "train_sentences": len(sentences["train"]),
             "train_sequences": len(train_dataset),
             "validation_sequences": len(eval_dataset),
             "train_tokens": int(counts.sum()),
+            "vocab_reduction_stage": data_args.vocab_reduction,  # sizes are in config.json (eliquare.vocab_reduction)
             "num_train_epochs": training_args.num_train_epochs,
             "global_steps": trainer.state.global_step,
             "per_device_train_batch_size": training_args.per_device_train_batch_size,
@@ -259,19 +349,46 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
             "train_runtime_s": round(runtime, 1),
             "best_eval_loss": trainer.state.best_metric,
             "best_checkpoint": trainer.state.best_model_checkpoint,
-            "student_parameters": count_parameters(trainer.model),
-            "teacher_parameters": count_parameters(teacher),
+            "student_parameters": count_parameters(best_student),
+            "teacher_parameters": teacher_parameters,
             "seed": training_args.seed,
             "metrics": metrics,
         }
-        tmp_dir = tempfile.mkdtemp(prefix=".tmp-final-", dir=os.path.dirname(os.path.abspath(training_args.output_dir)) or ".")
-        trainer.save_model(tmp_dir)
-        for leftover in ("training_args.bin",):
-            if os.path.exists(os.path.join(tmp_dir, leftover)):
-                os.remove(os.path.join(tmp_dir, leftover))
-        with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
-            json.dump(summary, handle, indent=2, default=str)
-        _finalise_output(tmp_dir, training_args.output_dir)
-        logger.info("Best student saved to %s (validation loss %s)", training_args.output_dir, trainer.state.best_metric)
+        out_dir = training_args.output_dir
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        os.makedirs(parent, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-", dir=parent)
+        try:
+            best_student.save_pretrained(tmp_dir)
+            final_tokenizer.save_pretrained(tmp_dir)
+            with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
+                json.dump(summary, handle, indent=2, default=str)
+            from .cards import write_student_card
+
+            write_student_card(
+                tmp_dir,
+                lang=language.code,
+                hub_model_id=training_args.hub_model_id,
+                model_name=os.path.basename(os.path.abspath(out_dir)),
+            )
+            _finalise_output(tmp_dir, out_dir)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        logger.info("Best student saved to %s (validation loss %s)", out_dir, trainer.state.best_metric)
+        if data_args.hub_dry_run:
+            from .publish import format_listing, stage_upload
+
+            files = stage_upload(out_dir, data_args.hub_dry_run)
+            logger.info("Hub dry run: %s holds what a push would upload:\n%s", data_args.hub_dry_run, format_listing(data_args.hub_dry_run, files))
+        if push:
+            from .publish import push_student
+
+            push_student(
+                out_dir,
+                training_args.hub_model_id,
+                private=private,
+                token=hub_token,
+                commit_message=f"Eliquare student ({language.code})",
+            )
     trainer.accelerator.wait_for_everyone()
     return trainer

@@ -26,9 +26,15 @@ logger = logging.getLogger(__name__)
 
 # A sentence ends with . ! ? … or the Devanagari danda, optionally followed by closing quotes or
 # brackets, then whitespace. We split there unless the next word starts in lower case (so "npr. tudi"
-# stays together) or the word before the full stop is a lone capital initial ("J. Novak").
+# stays together), or the word before the full stop is a lone capital initial ("J. Novak") or a
+# common abbreviation ("Dr. Novak").
 _BOUNDARY = re.compile(r"([.!?…।॥]+[\"'”’»)\]]*)\s+")
 _INITIAL = re.compile(r"(?:^|\s)[A-ZÀ-ÖØ-ÞĀ-Ž]\.$")
+# Titles and common abbreviations that are followed by a capitalised word without ending a sentence.
+_ABBREVIATIONS = frozenset(
+    "dr mr mrs ms prof st sv mag ing jr sr gen col lt sgt rev hon mt ft no nr npr itd tj oz ca vs etc "
+    "mme mlle mgr bzw usw inc ltd co corp dipl".split()
+)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -42,7 +48,9 @@ def split_sentences(text: str) -> list[str]:
         start = 0
         for match in _BOUNDARY.finditer(line):
             nxt = line[match.end() : match.end() + 1]
-            if not nxt or nxt.islower() or _INITIAL.search(line[start : match.end(1)]):
+            before = line[start : match.end(1)]
+            last_word = before.rsplit(None, 1)[-1].rstrip(".").lower() if before.strip() else ""
+            if not nxt or nxt.islower() or _INITIAL.search(before) or last_word in _ABBREVIATIONS:
                 continue
             piece = line[start : match.end(1)].strip()
             if piece:

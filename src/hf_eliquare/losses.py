@@ -127,10 +127,19 @@ def distillation_loss(
     return DistillationLossOutput(loss, loss_ce.detach(), loss_mlm.detach(), loss_cos.detach())
 
 
+#: Rows of teacher logits / softmax temporaries made at a time inside a chunk.
+_BLOCK = 128
+
+
 class _FusedDecoderDistillation(torch.autograd.Function):
     """``w_ce·Σ KL + w_mlm·Σ CE`` from transformed hidden states, chunk by chunk, gradients in forward.
 
     Returns ``(weighted_sum, kl_sum, ce_sum)``; only the first output is differentiable.
+
+    Per chunk of ``c`` rows only one ``c × V`` buffer lives: the student logits, turned *in place*
+    into ``log_softmax(s/τ)`` and then into the gradient w.r.t. the logits. The teacher logits and the
+    softmax temporaries are made ``_BLOCK`` rows at a time, and the MLM rows (~15 %) get their own
+    small buffer, so the peak is about ``(c + 4·_BLOCK + 2·m) × V`` floats instead of ~7 ``c × V`` copies.
     """
 
     @staticmethod
@@ -140,42 +149,62 @@ class _FusedDecoderDistillation(torch.autograd.Function):
         dtype = torch.promote_types(hidden.dtype, torch.float32)  # softmax and sums in ≥ fp32
         kl_total = hidden.new_zeros((), dtype=dtype)
         ce_total = hidden.new_zeros((), dtype=dtype)
-        grad_hidden = torch.zeros_like(hidden) if needs_grad else None
+        grad_hidden = torch.empty_like(hidden) if needs_grad else None
         grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if needs_grad else None
         grad_bias = torch.zeros(weight.shape[0], dtype=dtype, device=weight.device) if needs_grad else None
+        weight_up = weight.to(dtype)  # no copy in fp32
+        tau = temperature
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             h = hidden[start:stop]
-            logits = F.linear(h, weight, bias).to(dtype)
-            rows_ce = ce_rows[start:stop]
+            logits = F.linear(h, weight, bias).to(dtype)  # (c, V): the only chunk-sized buffer
             y = labels[start:stop]
-            rows_mlm = y != -100
-            grad_logits = torch.zeros_like(logits) if needs_grad else None
-            if w_ce != 0.0 and bool(rows_ce.any()):
-                t = F.linear(teacher_hidden[start:stop][rows_ce], teacher_weight, teacher_bias).to(dtype)
-                log_p = F.log_softmax(t / temperature, dim=-1)
-                del t
-                log_q = F.log_softmax(logits[rows_ce] / temperature, dim=-1)
-                p = log_p.exp()
-                kl_total += (p * (log_p - log_q)).sum() * temperature**2
+            idx_mlm = (y != -100).nonzero().squeeze(1) if w_mlm != 0.0 else y.new_empty(0)
+            idx_ce = ce_rows[start:stop].nonzero().squeeze(1) if w_ce != 0.0 else y.new_empty(0)
+            g_mlm = None
+            if idx_mlm.numel():
+                # MLM first: it needs the logits at τ = 1, before they are overwritten.
+                yy = y.index_select(0, idx_mlm)
+                log_sm = F.log_softmax(logits.index_select(0, idx_mlm), dim=-1)  # (m, V)
+                ce_total -= log_sm.gather(1, yy[:, None]).sum()
                 if needs_grad:
-                    # d/ds [τ² · KL(p ‖ softmax(s/τ))] = τ · (softmax(s/τ) − p)
-                    grad_logits[rows_ce] += (log_q.exp() - p) * (w_ce * temperature)
-                del log_q, log_p, p
-            if w_mlm != 0.0 and bool(rows_mlm.any()):
-                yy = y[rows_mlm]
-                log_sm = F.log_softmax(logits[rows_mlm], dim=-1)
-                ce_total += -log_sm.gather(1, yy[:, None]).sum()
-                if needs_grad:
-                    g = log_sm.exp()
-                    g[torch.arange(g.shape[0], device=g.device), yy] -= 1.0
-                    grad_logits[rows_mlm] += g * w_mlm
+                    g_mlm = log_sm.exp_()  # softmax − one-hot, times the weight
+                    g_mlm[torch.arange(g_mlm.shape[0], device=g_mlm.device), yy] -= 1.0
+                    g_mlm.mul_(w_mlm)
                 del log_sm
+            all_ce = idx_ce.numel() == logits.shape[0]
+            if idx_ce.numel():
+                s = logits if all_ce else logits.index_select(0, idx_ce)  # (n_ce, V), overwritten below
+                t_hidden = teacher_hidden[start:stop]
+                t_hidden = t_hidden if all_ce else t_hidden.index_select(0, idx_ce)
+                kl_chunk = s.new_zeros(())
+                for b in range(0, s.shape[0], _BLOCK):
+                    sb = s[b : b + _BLOCK]
+                    log_p = F.linear(t_hidden[b : b + _BLOCK], teacher_weight, teacher_bias).to(dtype).div_(tau)
+                    log_p -= torch.logsumexp(log_p, dim=-1, keepdim=True)
+                    sb.div_(tau)
+                    sb -= torch.logsumexp(sb, dim=-1, keepdim=True)  # log q
+                    p = log_p.exp()
+                    kl_chunk += torch.sub(log_p, sb, out=log_p).mul_(p).sum()  # Σ p (log p − log q)
+                    if needs_grad:
+                        # d/ds [τ² · KL(p ‖ softmax(s/τ))] = τ · (softmax(s/τ) − p)
+                        sb.exp_().sub_(p).mul_(w_ce * tau)
+                    del log_p, p
+                kl_total += kl_chunk * tau**2
             if needs_grad:
-                grad_hidden[start:stop] = (grad_logits @ weight.to(dtype)).to(hidden.dtype)
-                grad_weight.addmm_(grad_logits.T, h.to(dtype))
-                grad_bias += grad_logits.sum(0)
-            del logits, grad_logits
+                if all_ce:
+                    grad = logits  # already holds the KL gradient
+                else:
+                    grad = logits.zero_()
+                    if idx_ce.numel():
+                        grad.index_copy_(0, idx_ce, s)
+                if g_mlm is not None:
+                    grad.index_add_(0, idx_mlm, g_mlm)
+                grad_hidden[start:stop] = (grad @ weight_up).to(hidden.dtype)
+                grad_weight.addmm_(grad.T, h.to(dtype))
+                grad_bias += grad.sum(0)
+                del grad
+            del logits, g_mlm
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype

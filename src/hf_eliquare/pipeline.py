@@ -10,14 +10,15 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoTokenizer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import DistillationTrainingArguments
 from .data import load_sentence_splits, token_counts, tokenize_splits
@@ -25,13 +26,20 @@ from .errors import ConfigurationError, OutputDirError
 from .hub import resolve_pretrained
 from .languages import LANGUAGES, Language, get_language
 from .masking import DataCollatorForDistillation, mlm_token_probs
-from .student import check_supported, create_student, freeze_position_embeddings, is_roberta_like
+from .student import (
+    check_supported,
+    create_student,
+    freeze_position_embeddings,
+    is_roberta_like,
+    load_masked_lm,
+)
 from .trainer import DistillationTrainer
 
 logger = logging.getLogger(__name__)
 
 #: Files whose presence in ``output_dir`` means "a finished model is here".
 FINISHED_MODEL_FILES = ("config.json", "model.safetensors")
+_CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
 
 
 @dataclass
@@ -129,10 +137,30 @@ def check_output_dir(training_args: DistillationTrainingArguments) -> str | None
     if training_args.resume_from_checkpoint:
         return training_args.resume_from_checkpoint
     if os.path.isdir(out) and not training_args.overwrite_output_dir:
-        last = get_last_checkpoint(out)
+        last = last_complete_checkpoint(out)
         if last is not None:
             logger.info("Resuming from the last checkpoint in the output directory: %s", last)
         return last
+    return None
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` in ``output_dir`` that was written completely.
+
+    The Trainer writes a checkpoint in place and ``trainer_state.json`` last, so a run killed while
+    saving leaves a newer, incomplete checkpoint; resuming from it would fail or silently restart the
+    schedule. Such checkpoints are skipped with a warning.
+    """
+    steps = []
+    for name in os.listdir(output_dir):
+        match = _CHECKPOINT.fullmatch(name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(match.group(1)), name))
+    for _, name in sorted(steps, reverse=True):
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+            return path
+        logger.warning("Skipping %s: it was not written completely (no trainer_state.json).", path)
     return None
 
 
@@ -141,8 +169,15 @@ def load_teacher_and_tokenizer(model_args: ModelArguments):
     tokenizer_path = (
         resolve_pretrained(model_args.tokenizer_name, "tokenizer") if model_args.tokenizer_name else teacher_path
     )
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, cache_dir=model_args.cache_dir)
-    teacher = AutoModelForMaskedLM.from_pretrained(teacher_path, cache_dir=model_args.cache_dir)
+    # The architecture and the MLM head are checked first: a wrong model is the likelier mistake.
+    teacher = load_masked_lm(teacher_path, "teacher", cache_dir=model_args.cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, cache_dir=model_args.cache_dir)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"No usable tokenizer in {tokenizer_path!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            "Save the teacher's tokenizer there, or pass it with --tokenizer_name."
+        ) from None
     check_supported(teacher, "teacher")
     if len(tokenizer) > teacher.config.vocab_size:
         raise ConfigurationError(

@@ -49,6 +49,36 @@ def check_supported(model: nn.Module, role: str = "teacher") -> None:
         )
 
 
+def load_masked_lm(name_or_path: str, role: str = "teacher", **kwargs) -> PreTrainedModel:
+    """``AutoModelForMaskedLM.from_pretrained`` that refuses what cannot be distilled, before or after loading.
+
+    The architecture is checked on the config first (GPT-2 & co. otherwise fail deep inside the Auto
+    class). A checkpoint saved without its MLM head (e.g. ``BertModel``) loads into ``*ForMaskedLM``
+    with a *randomly initialised* head and only a warning; here that is an error.
+    """
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        architectures = ", ".join(config.architectures or []) or config.model_type
+        raise ConfigurationError(
+            f"The {role} {name_or_path!r} is a {architectures} (model_type={config.model_type!r}); hf_eliquare "
+            f"distils masked-language models of the families {', '.join(SUPPORTED_MODEL_TYPES)}. Pass such a "
+            "model instead (e.g. bert-base-multilingual-cased, xlm-roberta-base)."
+        )
+    model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
+    head = mlm_head(model).attribute
+    missing = sorted(k for k in info["missing_keys"] if k.startswith(f"{head}."))
+    if missing:
+        raise ConfigurationError(
+            f"The {role} {name_or_path!r} has no masked-language-modelling head (saved as "
+            f"{', '.join(config.architectures or ['?'])}; missing {', '.join(missing[:3])}…), so its head would be "
+            "random and the distillation targets meaningless. Use the checkpoint of the *ForMaskedLM model "
+            "(e.g. BertForMaskedLM, XLMRobertaForMaskedLM)."
+        )
+    return model
+
+
 def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
     """Split the MLM head of a supported model into transform and decoder (shapes in the docstring above)."""
     check_supported(model, role="model")

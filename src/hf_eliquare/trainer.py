@@ -8,13 +8,13 @@ import math
 
 import torch
 from torch import nn
-from transformers import AutoModelForMaskedLM, PreTrainedModel, Trainer, TrainerCallback
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 
 from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
 from .hub import resolve_pretrained
 from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss
-from .student import check_supported, mlm_head
+from .student import check_supported, load_masked_lm, mlm_head
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class DistillationTrainer(Trainer):
         if teacher_model is None:
             raise ConfigurationError("DistillationTrainer needs a teacher_model (a *ForMaskedLM model, a path or a Hub id).")
         if isinstance(teacher_model, str):
-            teacher_model = AutoModelForMaskedLM.from_pretrained(resolve_pretrained(teacher_model, "teacher"))
+            teacher_model = load_masked_lm(resolve_pretrained(teacher_model, "teacher"), "teacher")
         check_supported(teacher_model, "teacher")
         check_supported(model, "student")
         if teacher_model.config.vocab_size != model.config.vocab_size:

@@ -84,7 +84,10 @@ def _check_text_file(path: str) -> None:
             "Convert it first, e.g. `iconv -f LATIN2 -t UTF-8 in.txt > out.txt`."
         ) from None
     if not has_text:
-        raise DataError(f"Training file {path!r} has no text (it is empty or whitespace only).")
+        raise DataError(
+            f"Training file {path!r} has no text (it is empty or whitespace only). Pass files with one "
+            "paragraph or sentence per line."
+        )
 
 
 def load_text_files(paths: Sequence[str]) -> Dataset:

@@ -29,9 +29,11 @@ from .masking import DataCollatorForDistillation, mlm_token_probs
 from .student import (
     check_supported,
     create_student,
+    default_teacher_layers,
     freeze_position_embeddings,
     is_roberta_like,
     load_masked_lm,
+    validate_teacher_layers,
 )
 from .trainer import DistillationTrainer
 
@@ -198,6 +200,15 @@ def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
         )
 
 
+def check_student_layers(teacher, model_args: ModelArguments) -> None:
+    """Validate ``--num_student_layers`` / ``--student_layers`` against the teacher's depth."""
+    depth = teacher.config.num_hidden_layers
+    if model_args.student_layers is not None:
+        validate_teacher_layers(model_args.student_layers, depth)
+    else:
+        default_teacher_layers(depth, model_args.num_student_layers)
+
+
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -263,6 +274,7 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
     push, private, hub_token = _preflight_publishing(data_args, training_args)
     teacher, tokenizer = load_teacher_and_tokenizer(model_args)
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
+    check_student_layers(teacher, model_args)  # before any corpus work: a typo should cost seconds
     teacher_parameters = count_parameters(teacher)
 
     wikipedia_config = data_args.wikipedia_config

@@ -79,6 +79,16 @@ def load_masked_lm(name_or_path: str, role: str = "teacher", **kwargs) -> PreTra
     return model
 
 
+def check_finite_weights(model: nn.Module, role: str = "teacher") -> None:
+    """Refuse a model with NaN or infinite weights (a corrupt or diverged checkpoint) before training on it."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise ConfigurationError(
+            f"The {role} has NaN or infinite weights in {', '.join(bad[:3])}{'…' if len(bad) > 3 else ''}: the "
+            "checkpoint is corrupt or comes from a diverged run. Re-download it or use an earlier checkpoint."
+        )
+
+
 def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
     """Split the MLM head of a supported model into transform and decoder (shapes in the docstring above)."""
     check_supported(model, role="model")
@@ -106,7 +116,7 @@ def default_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> 
     if not 1 <= num_student_layers <= num_teacher_layers:
         raise ConfigurationError(
             f"The student must have between 1 and {num_teacher_layers} layers (the teacher's depth), "
-            f"got num_layers={num_student_layers}."
+            f"got {num_student_layers}. Choose --num_student_layers (num_layers) from 1 to {num_teacher_layers}."
         )
     return [(i * num_teacher_layers) // num_student_layers for i in range(num_student_layers)]
 
@@ -118,12 +128,18 @@ def validate_teacher_layers(layers: Sequence[int], num_teacher_layers: int) -> l
     bad = [x for x in layers if not 0 <= x < num_teacher_layers]
     if bad:
         raise ConfigurationError(
-            f"Teacher layers {bad} are out of range: the teacher has layers 0..{num_teacher_layers - 1} (0-based)."
+            f"Teacher layers {bad} are out of range: the teacher has layers 0..{num_teacher_layers - 1} (0-based). "
+            "Pick --student_layers (layers) from that range."
         )
     if len(set(layers)) != len(layers):
-        raise ConfigurationError(f"`layers` {layers} repeats a teacher layer: each student layer needs its own.")
+        raise ConfigurationError(
+            f"--student_layers (layers) {layers} repeats a teacher layer: each student layer needs its own. "
+            "Name each teacher layer once."
+        )
     if layers != sorted(layers):
-        raise ConfigurationError(f"`layers` {layers} must be increasing, to keep the teacher's layer order.")
+        raise ConfigurationError(
+            f"--student_layers (layers) {layers} must be increasing, to keep the teacher's layer order."
+        )
     return layers
 
 

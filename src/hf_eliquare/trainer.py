@@ -14,7 +14,7 @@ from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
 from .hub import resolve_pretrained
 from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss
-from .student import check_supported, load_masked_lm, mlm_head
+from .student import check_finite_weights, check_supported, load_masked_lm, mlm_head
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class DistillationTrainer(Trainer):
             teacher_model = load_masked_lm(resolve_pretrained(teacher_model, "teacher"), "teacher")
         check_supported(teacher_model, "teacher")
         check_supported(model, "student")
+        check_finite_weights(teacher_model, "teacher")
+        check_finite_weights(model, "student")
         if teacher_model.config.vocab_size != model.config.vocab_size:
             raise ConfigurationError(
                 f"Teacher and student vocabularies differ ({teacher_model.config.vocab_size} vs "
@@ -179,7 +181,8 @@ class DistillationTrainer(Trainer):
                 f"(loss_ce={parts.loss_ce.item():.4g}, loss_mlm={parts.loss_mlm.item():.4g}, "
                 f"loss_cos={parts.loss_cos.item():.4g}). Nothing was written for this step; the checkpoints in "
                 f"{args.output_dir} are from before it. Lower --learning_rate, use --bf16 instead of --fp16, "
-                "or resume from the last checkpoint with --resume_from_checkpoint."
+                "check the teacher's outputs on this batch (overflowing activations), and resume from the last "
+                "checkpoint with --resume_from_checkpoint."
             )
         self._record_components(parts, attention_mask, labels, num_tokens, num_masked)
         if global_counts and args.average_tokens_across_devices and args.world_size > 1:

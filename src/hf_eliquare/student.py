@@ -76,6 +76,7 @@ def load_masked_lm(name_or_path: str, role: str = "teacher", **kwargs) -> PreTra
             "random and the distillation targets meaningless. Use the checkpoint of the *ForMaskedLM model "
             "(e.g. BertForMaskedLM, XLMRobertaForMaskedLM)."
         )
+    check_finite_weights(model, role)
     return model
 
 

@@ -63,7 +63,7 @@ class TeacherArguments:
     num_attention_heads: int = 4
     intermediate_size: int = 256
     max_position_embeddings: int = 128
-    num_train_epochs: float = field(default=10.0, metadata={"help": "MLM epochs over the training split."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "MLM epochs over the training split."})
     per_device_train_batch_size: int = 32
     group_by_length: bool = field(default=True, metadata={"help": "Batches of similar lengths (less padding)."})
     learning_rate: float = 2e-3

@@ -205,7 +205,9 @@ class _FusedDecoderDistillation(torch.autograd.Function):
                 grad_bias += grad.sum(0)
                 del grad
             del logits, g_mlm
-        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        # Kept as attributes, not saved tensors: backward scales them in place and frees them, so no
+        # second V × D buffer appears next to the weight's gradient.
+        ctx.grads = (grad_hidden, grad_weight, grad_bias)
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype
         ctx.mark_non_differentiable(kl_total, ce_total)
@@ -214,12 +216,17 @@ class _FusedDecoderDistillation(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out, _grad_kl, _grad_ce):
-        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
-        if grad_hidden is None:
-            raise RuntimeError("fused_head_distillation_loss was run without gradients and cannot be back-propagated")
-        gh = grad_hidden * grad_out.to(grad_hidden.dtype)
-        gw = (grad_weight * grad_out).to(ctx.weight_dtype)
-        gb = (grad_bias * grad_out).to(ctx.weight_dtype) if ctx.has_bias else None
+        grads = ctx.grads
+        if grads is None or grads[0] is None:
+            raise RuntimeError(
+                "fused_head_distillation_loss was run without gradients, or is being back-propagated a second "
+                "time (retain_graph): its gradients are computed once, in the forward pass."
+            )
+        ctx.grads = None
+        grad_hidden, grad_weight, grad_bias = grads
+        gh = grad_hidden.mul_(grad_out.to(grad_hidden.dtype))
+        gw = grad_weight.mul_(grad_out).to(ctx.weight_dtype)
+        gb = grad_bias.mul_(grad_out).to(ctx.weight_dtype) if ctx.has_bias else None
         return gh, gw, gb, None, None, None, None, None, None, None, None, None, None
 
 

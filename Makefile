@@ -17,6 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
+	$(PY) examples/demo/build_teacher.py
 	$(PY) examples/run_distill.py examples/configs/demo_sl.yaml
 
 test: install

@@ -11,25 +11,18 @@ All the work is done by the `hf_eliquare` library; this script wires arguments t
 from __future__ import annotations
 
 import logging
-import sys
-
-from transformers import HfArgumentParser
 
 from hf_eliquare import DistillationTrainingArguments
+from hf_eliquare._cli import parse_args as cli_parse_args
 from hf_eliquare._cli import run_main, setup_logging
 from hf_eliquare.pipeline import DataArguments, ModelArguments, run_distillation
 
 logger = logging.getLogger("run_distill")
 
 
-def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, DistillationTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=argv[0])
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(yaml_file=argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
+def parse_args(argv=None):
+    """Command-line flags, or one .json/.yaml config file followed by flags that override it."""
+    return cli_parse_args((ModelArguments, DataArguments, DistillationTrainingArguments), argv)
 
 
 def main(argv: list[str] | None = None):

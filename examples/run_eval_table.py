@@ -11,22 +11,14 @@ under <output_dir>/<model>/<task>/seed<N> and reused when present. ``--from_resu
 finished runs without training. Output: <output_dir>/eval_table.md and eval_table.json.
 """
 
-import sys
-
-from transformers import HfArgumentParser
-
+from hf_eliquare._cli import parse_args as cli_parse_args
 from hf_eliquare._cli import run_main, setup_logging
 from hf_eliquare.finetune import EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments, run_eval_table
 
 
 def parse_args(argv=None):
-    parser = HfArgumentParser((EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments))
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
+    """Command-line flags, or one .json/.yaml config file followed by flags that override it."""
+    return cli_parse_args((EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments), argv)
 
 
 def main(argv=None):

@@ -8,10 +8,7 @@ all steps, best validation checkpoint). Results: ``<output_dir>/all_results.json
 Arguments may also come from one .json/.yaml file. See docs/finetune.md.
 """
 
-import sys
-
-from transformers import HfArgumentParser
-
+from hf_eliquare._cli import parse_args as cli_parse_args
 from hf_eliquare._cli import run_main, setup_logging
 from hf_eliquare.finetune import (
     FinetuneDataArguments,
@@ -22,13 +19,8 @@ from hf_eliquare.finetune import (
 
 
 def parse_args(argv=None):
-    parser = HfArgumentParser((FinetuneModelArguments, FinetuneDataArguments, FinetuneTrainingArguments))
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
+    """Command-line flags, or one .json/.yaml config file followed by flags that override it."""
+    return cli_parse_args((FinetuneModelArguments, FinetuneDataArguments, FinetuneTrainingArguments), argv)
 
 
 def main(argv=None):

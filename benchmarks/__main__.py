@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {PARTS}")
 
+    # Passive OpenMP waiting, set before torch is imported (here and in the subprocesses): on a shared
+    # machine spin-waiting threads steal the cores other threads need. An explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .common import DATA, data_available, environment
 
     if not data_available():

@@ -242,3 +242,25 @@ def test_vocab_mismatch_is_refused(tmp_path):
     other = create_student(tiny_bert(vocab_size=VOCAB + 1), num_layers=2)
     with pytest.raises(ConfigurationError, match="vocabularies differ"):
         DistillationTrainer(model=other, teacher_model=teacher, args=make_args(tmp_path))
+
+
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_bf16_mixed_precision_step_is_close_to_fp32(tmp_path, chunk):
+    """bf16 autocast covers the student, the teacher's encoder and both heads; the loss stays close to fp32."""
+    teacher = tiny_bert(vocab_size=VOCAB, layers=4, seed=1)
+    student = create_student(teacher, num_layers=2)
+    batch = premasked_batch(seed=4)
+    student.train()
+    losses = {}
+    for bf16 in (False, True):
+        args = make_args(tmp_path / str(bf16), bf16=bf16, distill_chunk_size=chunk)
+        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
+        with trainer.compute_loss_context_manager():
+            loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grad = student.bert.encoder.layer[0].output.dense.weight.grad
+        assert grad is not None and torch.isfinite(grad).all()
+        student.zero_grad()
+        losses[bf16] = loss.item()
+    assert losses[True] != losses[False], "bf16 autocast was not applied"
+    assert abs(losses[True] - losses[False]) < 2e-2 * abs(losses[False])

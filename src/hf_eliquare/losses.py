@@ -145,66 +145,75 @@ class _FusedDecoderDistillation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, teacher_hidden, teacher_weight, teacher_bias, labels, ce_rows,
                 w_ce, w_mlm, temperature, chunk_size, needs_grad):  # fmt: skip
-        n = hidden.shape[0]
-        dtype = torch.promote_types(hidden.dtype, torch.float32)  # softmax and sums in ≥ fp32
-        kl_total = hidden.new_zeros((), dtype=dtype)
-        ce_total = hidden.new_zeros((), dtype=dtype)
-        grad_hidden = torch.empty_like(hidden) if needs_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if needs_grad else None
-        grad_bias = torch.zeros(weight.shape[0], dtype=dtype, device=weight.device) if needs_grad else None
-        weight_up = weight.to(dtype)  # no copy in fp32
-        tau = temperature
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            h = hidden[start:stop]
-            logits = F.linear(h, weight, bias).to(dtype)  # (c, V): the only chunk-sized buffer
-            y = labels[start:stop]
-            idx_mlm = (y != -100).nonzero().squeeze(1) if w_mlm != 0.0 else y.new_empty(0)
-            idx_ce = ce_rows[start:stop].nonzero().squeeze(1) if w_ce != 0.0 else y.new_empty(0)
-            g_mlm = None
-            if idx_mlm.numel():
-                # MLM first: it needs the logits at τ = 1, before they are overwritten.
-                yy = y.index_select(0, idx_mlm)
-                log_sm = F.log_softmax(logits.index_select(0, idx_mlm), dim=-1)  # (m, V)
-                ce_total -= log_sm.gather(1, yy[:, None]).sum()
-                if needs_grad:
-                    g_mlm = log_sm.exp_()  # softmax − one-hot, times the weight
-                    g_mlm[torch.arange(g_mlm.shape[0], device=g_mlm.device), yy] -= 1.0
-                    g_mlm.mul_(w_mlm)
-                del log_sm
-            all_ce = idx_ce.numel() == logits.shape[0]
-            if idx_ce.numel():
-                s = logits if all_ce else logits.index_select(0, idx_ce)  # (n_ce, V), overwritten below
-                t_hidden = teacher_hidden[start:stop]
-                t_hidden = t_hidden if all_ce else t_hidden.index_select(0, idx_ce)
-                kl_chunk = s.new_zeros(())
-                for b in range(0, s.shape[0], _BLOCK):
-                    sb = s[b : b + _BLOCK]
-                    log_p = F.linear(t_hidden[b : b + _BLOCK], teacher_weight, teacher_bias).to(dtype).div_(tau)
-                    log_p -= torch.logsumexp(log_p, dim=-1, keepdim=True)
-                    sb.div_(tau)
-                    sb -= torch.logsumexp(sb, dim=-1, keepdim=True)  # log q
-                    p = log_p.exp()
-                    kl_chunk += torch.sub(log_p, sb, out=log_p).mul_(p).sum()  # Σ p (log p − log q)
+        # Autocast would re-cast every op below (and refuse the in-place fp32 updates); precision is
+        # handled explicitly instead.
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            n = hidden.shape[0]
+            dtype = torch.promote_types(hidden.dtype, torch.float32)  # softmax and sums in ≥ fp32
+            kl_total = hidden.new_zeros((), dtype=dtype)
+            ce_total = hidden.new_zeros((), dtype=dtype)
+            grad_hidden = torch.empty_like(hidden) if needs_grad else None
+            grad_weight = torch.zeros(weight.shape, dtype=dtype, device=weight.device) if needs_grad else None
+            grad_bias = torch.zeros(weight.shape[0], dtype=dtype, device=weight.device) if needs_grad else None
+            weight_up = weight.to(dtype)  # no copy in fp32
+            # Logits in the activations' precision (bf16/fp16 under mixed precision: the big matmuls run
+            # fast); softmax, sums and gradients in ≥ fp32.
+            weight_mm = weight.to(hidden.dtype)
+            bias_mm = bias.to(hidden.dtype) if bias is not None else None
+            teacher_weight = teacher_weight.to(teacher_hidden.dtype)
+            teacher_bias = teacher_bias.to(teacher_hidden.dtype) if teacher_bias is not None else None
+            tau = temperature
+            for start in range(0, n, chunk_size):
+                stop = min(start + chunk_size, n)
+                h = hidden[start:stop]
+                logits = F.linear(h, weight_mm, bias_mm).to(dtype)  # (c, V): the only chunk-sized buffer
+                y = labels[start:stop]
+                idx_mlm = (y != -100).nonzero().squeeze(1) if w_mlm != 0.0 else y.new_empty(0)
+                idx_ce = ce_rows[start:stop].nonzero().squeeze(1) if w_ce != 0.0 else y.new_empty(0)
+                g_mlm = None
+                if idx_mlm.numel():
+                    # MLM first: it needs the logits at τ = 1, before they are overwritten.
+                    yy = y.index_select(0, idx_mlm)
+                    log_sm = F.log_softmax(logits.index_select(0, idx_mlm), dim=-1)  # (m, V)
+                    ce_total -= log_sm.gather(1, yy[:, None]).sum()
                     if needs_grad:
-                        # d/ds [τ² · KL(p ‖ softmax(s/τ))] = τ · (softmax(s/τ) − p)
-                        sb.exp_().sub_(p).mul_(w_ce * tau)
-                    del log_p, p
-                kl_total += kl_chunk * tau**2
-            if needs_grad:
-                if all_ce:
-                    grad = logits  # already holds the KL gradient
-                else:
-                    grad = logits.zero_()
-                    if idx_ce.numel():
-                        grad.index_copy_(0, idx_ce, s)
-                if g_mlm is not None:
-                    grad.index_add_(0, idx_mlm, g_mlm)
-                grad_hidden[start:stop] = (grad @ weight_up).to(hidden.dtype)
-                grad_weight.addmm_(grad.T, h.to(dtype))
-                grad_bias += grad.sum(0)
-                del grad
-            del logits, g_mlm
+                        g_mlm = log_sm.exp_()  # softmax − one-hot, times the weight
+                        g_mlm[torch.arange(g_mlm.shape[0], device=g_mlm.device), yy] -= 1.0
+                        g_mlm.mul_(w_mlm)
+                    del log_sm
+                all_ce = idx_ce.numel() == logits.shape[0]
+                if idx_ce.numel():
+                    s = logits if all_ce else logits.index_select(0, idx_ce)  # (n_ce, V), overwritten below
+                    t_hidden = teacher_hidden[start:stop]
+                    t_hidden = t_hidden if all_ce else t_hidden.index_select(0, idx_ce)
+                    kl_chunk = s.new_zeros(())
+                    for b in range(0, s.shape[0], _BLOCK):
+                        sb = s[b : b + _BLOCK]
+                        log_p = F.linear(t_hidden[b : b + _BLOCK], teacher_weight, teacher_bias).to(dtype).div_(tau)
+                        log_p -= torch.logsumexp(log_p, dim=-1, keepdim=True)
+                        sb.div_(tau)
+                        sb -= torch.logsumexp(sb, dim=-1, keepdim=True)  # log q
+                        p = log_p.exp()
+                        kl_chunk += torch.sub(log_p, sb, out=log_p).mul_(p).sum()  # Σ p (log p − log q)
+                        if needs_grad:
+                            # d/ds [τ² · KL(p ‖ softmax(s/τ))] = τ · (softmax(s/τ) − p)
+                            sb.exp_().sub_(p).mul_(w_ce * tau)
+                        del log_p, p
+                    kl_total += kl_chunk * tau**2
+                if needs_grad:
+                    if all_ce:
+                        grad = logits  # already holds the KL gradient
+                    else:
+                        grad = logits.zero_()
+                        if idx_ce.numel():
+                            grad.index_copy_(0, idx_ce, s)
+                    if g_mlm is not None:
+                        grad.index_add_(0, idx_mlm, g_mlm)
+                    grad_hidden[start:stop] = (grad @ weight_up).to(hidden.dtype)
+                    grad_weight.addmm_(grad.T, h.to(dtype))
+                    grad_bias += grad.sum(0)
+                    del grad
+                del logits, g_mlm
         # Kept as attributes, not saved tensors: backward scales them in place and frees them, so no
         # second V × D buffer appears next to the weight's gradient.
         ctx.grads = (grad_hidden, grad_weight, grad_bias)

@@ -157,7 +157,7 @@ class DistillationTrainer(Trainer):
             parts = self._fused_loss(model, model_inputs, attention_mask, labels, num_tokens, num_masked)
         else:
             student_out = model(**model_inputs, output_hidden_states=True)
-            with torch.no_grad():
+            with torch.no_grad(), self.accelerator.autocast():
                 teacher_out = self.teacher_model(**model_inputs, output_hidden_states=True)
             parts = distillation_loss(
                 student_out.logits,
@@ -196,7 +196,10 @@ class DistillationTrainer(Trainer):
         teacher = self.accelerator.unwrap_model(self.teacher_model)
         with _mlm_head_bypassed(student):
             student_last = model(**model_inputs).logits  # (B, L, D): the head is an identity here
-        with torch.no_grad():
+        # The accelerator's autocast wraps only the prepared models' own forward; the teacher's encoder
+        # and both heads are called directly, so mixed precision is applied to them here.
+        autocast = self.accelerator.autocast
+        with torch.no_grad(), autocast():
             teacher_last = teacher.base_model(**model_inputs).last_hidden_state  # (B, L, D)
 
         tokens = attention_mask.bool()
@@ -209,9 +212,10 @@ class DistillationTrainer(Trainer):
         if args.alpha_ce > 0 or args.alpha_mlm > 0:
             rows = ce_rows | masked if args.alpha_ce > 0 else masked
             s_head, t_head = mlm_head(student), mlm_head(teacher)
-            s_hidden = s_head.transform(student_last[rows])  # (N, D)
-            with torch.no_grad():
-                t_hidden = t_head.transform(teacher_last[rows])
+            with autocast():
+                s_hidden = s_head.transform(student_last[rows])  # (N, D)
+                with torch.no_grad():
+                    t_hidden = t_head.transform(teacher_last[rows])
             weighted, loss_ce, loss_mlm = fused_head_distillation_loss(
                 s_hidden,
                 s_head.decoder.weight,

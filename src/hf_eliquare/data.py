@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -299,12 +299,3 @@ def build_mlm_datasets(
         max_eval_samples=max_eval_samples,
         num_proc=num_proc,
     )
-
-
-def iter_texts(corpus: Iterable[str] | Dataset, text_column: str = "text") -> Iterable[str]:
-    """Strings of a corpus given as strings or as a dataset with a text column."""
-    if isinstance(corpus, Dataset):
-        for batch in corpus.select_columns([text_column]).iter(batch_size=1000):
-            yield from batch[text_column]
-    else:
-        yield from corpus

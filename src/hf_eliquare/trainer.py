@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback
 from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
 from .hub import resolve_pretrained
-from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss
+from .losses import DistillationLossOutput, cosine_loss, distillation_loss, fused_head_distillation_loss
 from .student import check_finite_weights, check_supported, load_masked_lm, mlm_head
 
 logger = logging.getLogger(__name__)
@@ -234,8 +234,6 @@ class DistillationTrainer(Trainer):
             )
         else:
             weighted, loss_ce, loss_mlm = zero, zero, zero
-        from .losses import DistillationLossOutput
-
         return DistillationLossOutput(
             weighted + args.alpha_cos * loss_cos, loss_ce.detach(), loss_mlm.detach(), loss_cos.detach()
         )

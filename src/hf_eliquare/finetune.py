@@ -156,6 +156,32 @@ def _open_text(path: str | os.PathLike):
     return open(path, encoding="utf-8", newline="")
 
 
+def _read_tagged_sentences(path: str | os.PathLike, parse_line) -> list[dict]:
+    """Blank-line separated sentences of ``path`` as ``{"tokens", "labels"}``.
+
+    ``parse_line(line, lineno)`` returns ``(token, label)``, or ``None`` for a line to skip
+    (comments, multi-word ranges, …), and raises :class:`DataError` for a malformed one.
+    """
+    sentences, tokens, labels = [], [], []
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                if tokens:
+                    sentences.append({"tokens": tokens, "labels": labels})
+                tokens, labels = [], []
+                continue
+            parsed = parse_line(line, lineno)
+            if parsed is not None:
+                tokens.append(parsed[0])
+                labels.append(parsed[1])
+    if tokens:
+        sentences.append({"tokens": tokens, "labels": labels})
+    if not sentences:
+        raise DataError(f"{path} holds no sentences.")
+    return sentences
+
+
 def read_conllu(path: str | os.PathLike, label_column: str = "upos") -> list[dict]:
     """Sentences of a CoNLL-U file as ``{"tokens", "labels"}``.
 
@@ -168,75 +194,52 @@ def read_conllu(path: str | os.PathLike, label_column: str = "upos") -> list[dic
         raise ConfigurationError(
             f"--label_column {label_column!r} is not a CoNLL-U column; use upos, xpos, feats, deprel or ner."
         )
-    sentences, tokens, labels = [], [], []
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    sentences.append({"tokens": tokens, "labels": labels})
-                tokens, labels = [], []
-                continue
-            if line.startswith("#"):
-                continue
-            cols = line.split("\t")
-            if len(cols) != 10:
+
+    def parse(line: str, lineno: int):
+        if line.startswith("#"):
+            return None
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataError(
+                f"{path}:{lineno}: malformed CoNLL-U line (expected 10 tab-separated columns, found "
+                f"{len(cols)}): {line[:80]!r}. Fix the file or check that it is CoNLL-U (--data_format)."
+            )
+        tid = cols[0]
+        if "-" in tid or "." in tid:  # multi-word token range / empty node
+            return None
+        if not tid.isdigit():
+            raise DataError(f"{path}:{lineno}: CoNLL-U ID {tid!r} is not an integer, range or empty node.")
+        if label_column == "ner":
+            misc = dict(kv.split("=", 1) for kv in cols[9].split("|") if "=" in kv)
+            if "NER" not in misc:
                 raise DataError(
-                    f"{path}:{lineno}: malformed CoNLL-U line (expected 10 tab-separated columns, found "
-                    f"{len(cols)}): {line[:80]!r}. Fix the file or check that it is CoNLL-U (--data_format)."
+                    f"{path}:{lineno}: no NER= entry in the MISC column ({cols[9]!r}); "
+                    "--label_column ner needs it on every word."
                 )
-            tid = cols[0]
-            if "-" in tid or "." in tid:  # multi-word token range / empty node
-                continue
-            if not tid.isdigit():
-                raise DataError(f"{path}:{lineno}: CoNLL-U ID {tid!r} is not an integer, range or empty node.")
-            if label_column == "ner":
-                misc = dict(kv.split("=", 1) for kv in cols[9].split("|") if "=" in kv)
-                if "NER" not in misc:
-                    raise DataError(
-                        f"{path}:{lineno}: no NER= entry in the MISC column ({cols[9]!r}); "
-                        "--label_column ner needs it on every word."
-                    )
-                label = misc["NER"]
-            else:
-                label = cols[CONLLU_COLUMNS[label_column]]
-                if label == "_":
-                    raise DataError(f"{path}:{lineno}: the {label_column.upper()} column is empty ('_').")
-            tokens.append(cols[1])
-            labels.append(label)
-    if tokens:
-        sentences.append({"tokens": tokens, "labels": labels})
-    if not sentences:
-        raise DataError(f"{path} holds no sentences.")
-    return sentences
+            return cols[1], misc["NER"]
+        label = cols[CONLLU_COLUMNS[label_column]]
+        if label == "_":
+            raise DataError(f"{path}:{lineno}: the {label_column.upper()} column is empty ('_').")
+        return cols[1], label
+
+    return _read_tagged_sentences(path, parse)
 
 
 def read_conll(path: str | os.PathLike) -> list[dict]:
     """``token TAG`` lines (space- or tab-separated; the tag is the last field), blank line between sentences."""
-    sentences, tokens, labels = [], [], []
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    sentences.append({"tokens": tokens, "labels": labels})
-                tokens, labels = [], []
-                continue
-            if line.startswith("-DOCSTART-"):
-                continue
-            parts = line.split("\t") if "\t" in line else line.split()
-            if len(parts) < 2 or not parts[0] or not parts[-1]:
-                raise DataError(
-                    f"{path}:{lineno}: malformed line, expected 'token TAG': {line[:80]!r}. "
-                    "Fix the file or pass the right --data_format."
-                )
-            tokens.append(parts[0])
-            labels.append(parts[-1].strip())
-    if tokens:
-        sentences.append({"tokens": tokens, "labels": labels})
-    if not sentences:
-        raise DataError(f"{path} holds no sentences.")
-    return sentences
+
+    def parse(line: str, lineno: int):
+        if line.startswith("-DOCSTART-"):
+            return None
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) < 2 or not parts[0] or not parts[-1]:
+            raise DataError(
+                f"{path}:{lineno}: malformed line, expected 'token TAG': {line[:80]!r}. "
+                "Fix the file or pass the right --data_format."
+            )
+        return parts[0], parts[-1].strip()
+
+    return _read_tagged_sentences(path, parse)
 
 
 _TEXT_COLUMN_GUESSES = ("text", "sentence", "tweet", "review", "content")

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
+from ._io import commit_dir, temp_dir_beside
 from .errors import ConfigurationError, DataError, OutputDirError
 from .metrics import MAIN_METRIC, compute_task_metrics
 from .tasks import PAPER_TASKS, TASKS, Task, get_task, shared_data_dir
@@ -657,19 +657,7 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> Path:
             f"Output directory {output_dir!r} exists and is not empty. Pass --overwrite_output_dir to replace it "
             "or choose another --output_dir."
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-
-
-def _finalize_output_dir(tmp: Path, output_dir: str) -> None:
-    out = Path(output_dir)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return temp_dir_beside(out)
 
 
 RESULTS_MD_HEADER = (
@@ -842,7 +830,7 @@ def run_finetune(
             json.dump(results, f, indent=2, ensure_ascii=False)
         row = results_markdown_row(results)
         (tmp_dir / "results.md").write_text(RESULTS_MD_HEADER + row, encoding="utf-8")
-        _finalize_output_dir(tmp_dir, output_dir)
+        commit_dir(tmp_dir, output_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

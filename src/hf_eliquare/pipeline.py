@@ -11,8 +11,6 @@ import logging
 import os
 import platform
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +18,7 @@ import torch
 from transformers import AutoTokenizer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ._io import MODEL_MARKER_FILES, atomic_output_dir
 from .config import DistillationTrainingArguments
 from .data import load_sentence_splits, token_counts, tokenize_splits
 from .errors import ConfigurationError, OutputDirError
@@ -39,8 +38,6 @@ from .trainer import DistillationTrainer
 
 logger = logging.getLogger(__name__)
 
-#: Files whose presence in ``output_dir`` means "a finished model is here".
-FINISHED_MODEL_FILES = ("config.json", "model.safetensors")
 _CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
 
 
@@ -130,7 +127,7 @@ def resolve_language(data_args: DataArguments) -> Language:
 def check_output_dir(training_args: DistillationTrainingArguments) -> str | None:
     """Refuse to overwrite a finished model; return the checkpoint to resume from, if any."""
     out = training_args.output_dir
-    finished = all(os.path.isfile(os.path.join(out, f)) for f in FINISHED_MODEL_FILES)
+    finished = all(os.path.isfile(os.path.join(out, f)) for f in MODEL_MARKER_FILES)
     if finished and not training_args.overwrite_output_dir:
         raise OutputDirError(
             f"{out!r} already holds a finished model. Choose another --output_dir, or pass "
@@ -211,19 +208,6 @@ def check_student_layers(teacher, model_args: ModelArguments) -> None:
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _finalise_output(tmp_dir: str, output_dir: str) -> None:
-    """Move a finished model from ``tmp_dir`` into ``output_dir``; weights and config go last, so
-    an interrupted move never leaves something that looks like a complete model."""
-    os.makedirs(output_dir, exist_ok=True)
-    names = sorted(os.listdir(tmp_dir), key=lambda n: (n in FINISHED_MODEL_FILES, n == "config.json"))
-    for name in names:
-        target = os.path.join(output_dir, name)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(tmp_dir, name), target)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _hardware(training_args) -> str:
@@ -402,10 +386,8 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
             "metrics": metrics,
         }
         out_dir = training_args.output_dir
-        parent = os.path.dirname(os.path.abspath(out_dir))
-        os.makedirs(parent, exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-", dir=parent)
-        try:
+        # Into a temporary directory first; moved beside the checkpoints with weights and config last.
+        with atomic_output_dir(out_dir, keep_existing=True) as tmp_dir:
             best_student.save_pretrained(tmp_dir)
             final_tokenizer.save_pretrained(tmp_dir)
             with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
@@ -418,9 +400,6 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
                 hub_model_id=training_args.hub_model_id,
                 model_name=os.path.basename(os.path.abspath(out_dir)),
             )
-            _finalise_output(tmp_dir, out_dir)
-        finally:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
         logger.info("Best student saved to %s (validation loss %s)", out_dir, trainer.state.best_metric)
         if data_args.hub_dry_run:
             from .publish import format_listing, stage_upload

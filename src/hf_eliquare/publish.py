@@ -18,10 +18,10 @@ import glob
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._io import atomic_output_dir
 from .errors import ConfigurationError, OfflineError, OutputDirError
 
 logger = logging.getLogger(__name__)
@@ -152,17 +152,9 @@ def stage_upload(model_dir: str | os.PathLike, staging_dir: str | os.PathLike) -
     preflight_dry_run(staging_dir, model_dir)
     files = upload_files(model_dir)
     staging = Path(staging_dir)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{staging.name}.", dir=staging.parent))
-    try:
+    with atomic_output_dir(staging) as tmp:  # the folder is new or empty (checked above)
         for name in files:
             shutil.copy2(Path(model_dir) / name, tmp / name)
-        if staging.exists():
-            staging.rmdir()  # empty, checked above
-        os.replace(tmp, staging)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("Dry run: a push would upload these files (staged in %s):\n%s", staging, format_listing(staging, files))
     return files
 

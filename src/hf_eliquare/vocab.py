@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 import zlib
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._io import atomic_output_dir
 from .errors import ConfigurationError, DataError, OutputDirError
 
 logger = logging.getLogger(__name__)
@@ -851,21 +851,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     after_vocab, after_params = model.get_input_embeddings().weight.shape[0], model.num_parameters()
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with atomic_output_dir(output_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if output_dir.exists():
-            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-            os.replace(output_dir, old)
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     sentences = model.config.eliquare["vocab_reduction"]["corpus_sentences"]
     print(f"corpus sentences: {sentences}")
     print(f"vocabulary: {before_vocab} -> {after_vocab} tokens ({after_vocab / before_vocab:.1%})")

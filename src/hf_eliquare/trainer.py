@@ -120,7 +120,8 @@ class DistillationTrainer(Trainer):
         self.use_fused_head = args.distill_chunk_size > 0 and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
         # compute_loss normalises by the accumulated (global) token counts from get_batch_samples.
         self.loss_is_scaled_for_ga = True
-        self._component_sums = {"train": torch.zeros(6, dtype=torch.float64), "eval": torch.zeros(6, dtype=torch.float64)}
+        # Per mode: (Σ L_ce, Σ L_mlm, Σ L_cos, n_ce, n_mlm, n_tok) on the device, read only when logging.
+        self._component_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
         if data_collator is not None:
             self.add_callback(_CollatorEpochCallback(data_collator))
 
@@ -240,33 +241,39 @@ class DistillationTrainer(Trainer):
 
     # ------------------------------------------------------------------ logging
     def _record_components(self, parts, attention_mask, labels, num_tokens, num_masked):
-        """Keep sums and counts so logged parts are exact token-weighted means over the log window."""
-        n_tok = attention_mask.sum().double().cpu()
-        n_mask = (labels != -100).sum().double().cpu()
+        """Keep sums and counts so logged parts are exact token-weighted means over the log window.
+
+        Everything stays on the device (no synchronisation in the training step)."""
+        dtype = torch.float32 if parts.loss.device.type == "mps" else torch.float64
+        n_tok = attention_mask.sum().to(dtype)
+        n_mask = (labels != -100).sum().to(dtype)
         n_ce = n_mask if self.args.restrict_ce_to_mask else n_tok
         # Parts were divided by the global (num_*) or the local count; undo that to get local sums.
-        d_tok = n_tok if num_tokens is None else num_tokens.double().cpu().clamp(min=1)
-        d_mask = n_mask if num_masked is None else num_masked.double().cpu().clamp(min=1)
+        d_tok = n_tok if num_tokens is None else num_tokens.to(dtype)
+        d_mask = n_mask if num_masked is None else num_masked.to(dtype)
         d_ce = d_mask if self.args.restrict_ce_to_mask else d_tok
         d_tok, d_mask, d_ce = (x.clamp(min=1) for x in (d_tok, d_mask, d_ce))
-        mode = "train" if self.model.training else "eval"
-        self._component_sums[mode] += torch.stack(
+        record = torch.stack(
             [
-                parts.loss_ce.double().cpu() * d_ce,
-                parts.loss_mlm.double().cpu() * d_mask,
-                parts.loss_cos.double().cpu() * d_tok,
+                parts.loss_ce.to(dtype) * d_ce,
+                parts.loss_mlm.to(dtype) * d_mask,
+                parts.loss_cos.to(dtype) * d_tok,
                 n_ce,
                 n_mask,
                 n_tok,
             ]
         )
+        mode = "train" if self.model.training else "eval"
+        current = self._component_sums[mode]
+        self._component_sums[mode] = record if current is None else current + record.to(current.device)
 
     def _reduced_components(self, mode: str) -> dict[str, float]:
         sums = self._component_sums[mode]
+        self._component_sums[mode] = None
         if self.args.world_size > 1:
-            sums = self.accelerator.reduce(sums.to(self.args.device), reduction="sum").cpu()
-        self._component_sums[mode] = torch.zeros_like(self._component_sums[mode])
-        if sums[3:].sum() == 0:
+            local = sums if sums is not None else torch.zeros(6, dtype=torch.float64)
+            sums = self.accelerator.reduce(local.to(self.args.device), reduction="sum")
+        if sums is None or float(sums[3:].sum()) == 0:
             return {}
         values = sums[:3] / sums[3:].clamp(min=1)
         return dict(zip(_COMPONENTS, values.tolist()))

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -62,46 +62,71 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def _check_text_file(path: str) -> None:
-    """Fail early, with the file name, on a missing, truncated or undecodable file."""
+def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Iterator[str]:
+    """The non-empty lines (stripped) of a plain or ``.gz`` UTF-8 text file, read once, streaming.
+
+    A missing, truncated, undecodable or text-less file raises :class:`DataError` naming the file.
+    """
+    path = str(path)
     if not os.path.isfile(path):
-        raise DataError(f"Training file {path!r} does not exist. Pass existing text files with --train_file.")
+        raise DataError(f"{role} {path!r} does not exist. Pass existing text files (plain or .gz).")
     opener = gzip.open if path.endswith(".gz") else open
+    line_number = 0
     has_text = False
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
+            for line_number, line in enumerate(handle, start=1):
+                line = line.strip()
+                if line:
                     has_text = True
-    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+                    yield line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(
-            f"Training file {path!r} is not a readable {'gzip' if path.endswith('.gz') else 'text'} file "
-            f"({err}). It may be truncated or corrupt: re-download or re-compress it."
+            f"{role} {path!r} is not a readable {'gzip' if path.endswith('.gz') else 'text'} file after line "
+            f"{line_number} ({err}). It may be truncated or corrupt: re-download or re-compress it "
+            "(`gzip -t FILE` checks a .gz file)."
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(
-            f"Training file {path!r} is not valid UTF-8 (byte {err.start}: {err.reason}). "
+            f"{role} {path!r} is not valid UTF-8 (near line {line_number + 1}: {err.reason}). "
             "Convert it first, e.g. `iconv -f LATIN2 -t UTF-8 in.txt > out.txt`."
         ) from None
     if not has_text:
         raise DataError(
-            f"Training file {path!r} has no text (it is empty or whitespace only). Pass files with one "
+            f"{role} {path!r} has no text (it is empty or whitespace only). Pass files with one "
             "paragraph or sentence per line."
         )
 
 
+def _text_file_rows(paths: list[str], stamps: list[tuple[int, int]]):
+    # ``stamps`` (size, mtime) only make the datasets cache key change when a file changes.
+    for path in paths:
+        for line in iter_text_lines(path):
+            yield {"text": line}
+
+
 def load_text_files(paths: Sequence[str]) -> Dataset:
-    """One example per non-empty line of the given text files (plain or ``.gz``), column ``text``."""
+    """One example per non-empty line of the given text files (plain or ``.gz``), column ``text``.
+
+    The files are read once, through :func:`iter_text_lines`, into a cached ``datasets`` table.
+    """
     if isinstance(paths, str):
         paths = [paths]
     if not paths:
         raise DataError("No training files given.")
+    paths = [str(p) for p in paths]
     for path in paths:
-        _check_text_file(path)
-    from datasets import load_dataset
+        if not os.path.isfile(path):
+            raise DataError(f"Training file {path!r} does not exist. Pass existing text files with --train_file.")
+    from datasets.exceptions import DatasetGenerationError
 
-    dataset = load_dataset("text", data_files={"train": list(paths)}, split="train")
-    return dataset.filter(lambda batch: [bool(t.strip()) for t in batch["text"]], batched=True)
+    stamps = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    try:
+        return Dataset.from_generator(_text_file_rows, gen_kwargs={"paths": paths, "stamps": stamps})
+    except DatasetGenerationError as err:
+        if isinstance(err.__cause__, DataError):
+            raise err.__cause__ from None
+        raise
 
 
 def load_wikipedia(config_name: str, cache_dir: str | None = None, streaming: bool = False) -> Dataset:

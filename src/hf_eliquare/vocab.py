@@ -25,7 +25,6 @@ Command line::
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import logging
@@ -33,7 +32,6 @@ import math
 import os
 import sys
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,28 +78,10 @@ def _as_paths(corpus: Any) -> list[Path] | None:
 def iter_text_file(path: str | os.PathLike) -> Iterator[str]:
     """Sentences of a plain or gzipped UTF-8 text file: each non-empty line through
     :func:`hf_eliquare.data.split_sentences`. Unreadable files raise :class:`DataError` naming the file."""
-    from .data import split_sentences
+    from .data import iter_text_lines, split_sentences
 
-    path = str(path)
-    if not os.path.isfile(path):
-        raise DataError(f"Corpus file {path!r} does not exist. Pass existing text files (plain or .gz) as corpus.")
-    opener = gzip.open if path.endswith(".gz") else open
-    line_number = 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield from split_sentences(line)
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"Corpus file {path!r} is not valid UTF-8 (near line {line_number + 1}: {err.reason}). "
-            "Re-encode it, e.g. `iconv -f LATIN1 -t UTF-8 in.txt > out.txt`."
-        ) from err
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise DataError(
-            f"Corpus file {path!r} is truncated or not a valid gzip file ({err}; read {line_number} lines). "
-            "Re-create or re-download it; `gzip -t FILE` checks a .gz file."
-        ) from err
+    for line in iter_text_lines(path, role="Corpus file"):
+        yield from split_sentences(line)
 
 
 def _iter_dataset_file(path: Path, text_column: str) -> Iterator[str]:

@@ -240,12 +240,17 @@ def count_safetensors_parameters(model_dir: str | os.PathLike) -> int | None:
     return total
 
 
+def _known_teacher(name: str) -> tuple[str, str] | None:
+    """``(hub id, license)`` of a well-known teacher, by Hub id or by the name of a local copy."""
+    return KNOWN_TEACHERS.get(name) or KNOWN_TEACHERS.get(Path(name).name)
+
+
 def teacher_hub_id(teacher: str | None) -> str | None:
     """The Hub id to put in ``base_model`` for a teacher name or local path, or ``None`` when it has none."""
     if not teacher:
         return None
     name = teacher.rstrip("/")
-    known = KNOWN_TEACHERS.get(name) or KNOWN_TEACHERS.get(Path(name).name)
+    known = _known_teacher(name)
     if known:
         return known[0]
     if os.path.exists(name) or name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
@@ -258,7 +263,7 @@ def teacher_license(teacher: str | None) -> str | None:
     if not teacher:
         return None
     name = teacher.rstrip("/")
-    known = KNOWN_TEACHERS.get(name) or KNOWN_TEACHERS.get(Path(name).name)
+    known = _known_teacher(name)
     if known:
         return known[1]
     readme = Path(name) / CARD_NAME

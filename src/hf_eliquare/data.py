@@ -129,7 +129,7 @@ def load_text_files(paths: Sequence[str]) -> Dataset:
         raise
 
 
-def load_wikipedia(config_name: str, cache_dir: str | None = None, streaming: bool = False) -> Dataset:
+def load_wikipedia(config_name: str, cache_dir: str | None = None) -> Dataset:
     """The ``wikimedia/wikipedia`` articles of one language (column ``text``), e.g. ``20231101.sl``."""
     require_hub(
         f"The Wikipedia dump {WIKIPEDIA_DATASET}:{config_name}",
@@ -138,7 +138,7 @@ def load_wikipedia(config_name: str, cache_dir: str | None = None, streaming: bo
     )
     from datasets import load_dataset
 
-    return load_dataset(WIKIPEDIA_DATASET, config_name, split="train", cache_dir=cache_dir, streaming=streaming)
+    return load_dataset(WIKIPEDIA_DATASET, config_name, split="train", cache_dir=cache_dir)
 
 
 def to_sentences(dataset: Dataset, text_column: str = "text", num_proc: int | None = None) -> Dataset:

@@ -206,10 +206,6 @@ def check_student_layers(teacher, model_args: ModelArguments) -> None:
         default_teacher_layers(depth, model_args.num_student_layers)
 
 
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _hardware(training_args) -> str:
     if torch.cuda.is_available():
         return f"{training_args.world_size} × {torch.cuda.get_device_name(0)}"
@@ -236,7 +232,7 @@ def _reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: s
     from .vocab import reduce_vocab_with_counts
 
     counts, num_sentences = sentence_counts
-    before_vocab, before_params = model.config.vocab_size, count_parameters(model)
+    before_vocab, before_params = model.config.vocab_size, model.num_parameters()
     model, tokenizer = reduce_vocab_with_counts(
         model, tokenizer, counts, num_sentences, min_sentence_fraction=data_args.min_sentence_fraction
     )
@@ -246,7 +242,7 @@ def _reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: s
         before_vocab,
         model.config.vocab_size,
         before_params,
-        count_parameters(model),
+        model.num_parameters(),
     )
     return model, tokenizer
 
@@ -259,7 +255,7 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
     teacher, tokenizer = load_teacher_and_tokenizer(model_args)
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
     check_student_layers(teacher, model_args)  # before any corpus work: a typo should cost seconds
-    teacher_parameters = count_parameters(teacher)
+    teacher_parameters = teacher.num_parameters()
 
     wikipedia_config = data_args.wikipedia_config
     if not data_args.train_file and wikipedia_config is None:
@@ -312,10 +308,10 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
     logger.info(
         "Teacher: %d layers, %d parameters; student: %d layers (teacher layers %s), %d parameters",
         teacher.config.num_hidden_layers,
-        count_parameters(teacher),
+        teacher.num_parameters(),
         student.config.num_hidden_layers,
         student.config.eliquare["teacher_layers"],
-        count_parameters(student),
+        student.num_parameters(),
     )
 
     collator = DataCollatorForDistillation(
@@ -380,7 +376,7 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
             "train_runtime_s": round(runtime, 1),
             "best_eval_loss": trainer.state.best_metric,
             "best_checkpoint": trainer.state.best_model_checkpoint,
-            "student_parameters": count_parameters(best_student),
+            "student_parameters": best_student.num_parameters(),
             "teacher_parameters": teacher_parameters,
             "seed": training_args.seed,
             "metrics": metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 
@@ -316,8 +317,6 @@ class DistillationTrainer(Trainer):
         """Validation masks are the same every epoch (epoch −1), so validation losses are comparable."""
         collator = self.data_collator
         if hasattr(collator, "set_epoch"):
-            import dataclasses
-
             self.data_collator = dataclasses.replace(collator, epoch=-1)
         try:
             return super().get_eval_dataloader(eval_dataset)

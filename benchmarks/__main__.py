@@ -24,7 +24,9 @@ PARTS = ("student", "distill", "vocab")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small batches, one repeat (a few minutes)")
-    parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS), help=f"comma-separated, of {PARTS}")
+    parser.add_argument(
+        "--parts", type=lambda s: s.split(","), default=list(PARTS), help=f"comma-separated, of {PARTS}"
+    )
     parser.add_argument("--json", type=Path, help="directory for the raw numbers (one JSON file per part)")
     args = parser.parse_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from .common import DATA, data_available, environment
 
     if not data_available():
-        print(f"skipped: the benchmarks need the shared data at {DATA} (mBERT tokenizer, Slovene text), which is absent.")
+        print(
+            f"skipped: the benchmarks need the shared data at {DATA} (mBERT tokenizer, Slovene text), which is absent."
+        )
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     env = environment()

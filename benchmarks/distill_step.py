@@ -262,14 +262,27 @@ def run(quick: bool = False, variants=None, steps: int | None = None, batch: int
         np.save(tmp / "counts.npy", counts)
         shared = tmp / "shared.json"
         shared.write_text(
-            json.dumps({"counts": str(tmp / "counts.npy"), "num_sentences": num_sentences, "texts": texts, "length": length})
+            json.dumps(
+                {"counts": str(tmp / "counts.npy"), "num_sentences": num_sentences, "texts": texts, "length": length}
+            )
         )
         for variant in variants:
             out = tmp / f"{variant}.json"
             start = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.distill_step", "--worker", variant, "--shared", str(shared),
-                 "--out", str(out), "--steps", str(steps)],  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.distill_step",
+                    "--worker",
+                    variant,
+                    "--shared",
+                    str(shared),
+                    "--out",
+                    str(out),
+                    "--steps",
+                    str(steps),
+                ],  # fmt: skip
                 cwd=ROOT,
                 env=os.environ.copy(),
                 capture_output=True,
@@ -358,16 +371,20 @@ def to_markdown(r: dict) -> str:
             f"{gb(v['working_peak'])} | {_x(c.get('memory_saving_vs_reference'))} | "
             f"{v['first_loss']:.6f} | {'; '.join(diffs) or '(other semantics)'} |"
         )
-    lines += ["", "Runs (wall s/step | CPU s/step): " + "; ".join(
-        f"{k}: {v['runs_s']} | {v['cpu_runs_s']}" for k, v in r["variants"].items() if "error" not in v
-    )]
+    lines += [
+        "",
+        "Runs (wall s/step | CPU s/step): "
+        + "; ".join(f"{k}: {v['runs_s']} | {v['cpu_runs_s']}" for k, v in r["variants"].items() if "error" not in v),
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 2 × 128, one timed step, three variants")
-    parser.add_argument("--variants", type=lambda s: s.split(","), default=None, help=f"comma-separated, of {list(VARIANTS)}")
+    parser.add_argument(
+        "--variants", type=lambda s: s.split(","), default=None, help=f"comma-separated, of {list(VARIANTS)}"
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps after the warm-up step")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this JSON file")

@@ -30,7 +30,16 @@ import json
 import time
 from pathlib import Path
 
-from .common import MBERT, MIN_SENTENCE_FRACTION, data_available, environment, median, packed_texts, sentence_counts, slovene_sentences
+from .common import (
+    MBERT,
+    MIN_SENTENCE_FRACTION,
+    data_available,
+    environment,
+    median,
+    packed_texts,
+    sentence_counts,
+    slovene_sentences,
+)
 
 NUM_LABELS = 9  # e.g. the Slovene NER tag set (BIO over PER/ORG/LOC/MISC)
 
@@ -185,9 +194,13 @@ def to_markdown(r: dict) -> str:
             f"{row['flop_ratio']:.2f} | {row['teacher_s']:.3f} / {row['student_s']:.3f} | {row['speedup']:.2f}× | "
             f"{row['speedup_vs_flop_ratio']:.2f} | {row['cpu_speedup']:.2f}× ({row['cpu_speedup_vs_flop_ratio']:.2f}) |"
         )
-    lines += ["", "Runs (s): " + "; ".join(
-        f"{row['head']}: teacher {row['teacher_runs_s']}, student {row['student_runs_s']}" for row in r["rows"]
-    )]
+    lines += [
+        "",
+        "Runs (s): "
+        + "; ".join(
+            f"{row['head']}: teacher {row['teacher_runs_s']}, student {row['student_runs_s']}" for row in r["rows"]
+        ),
+    ]
     return "\n".join(lines)
 
 

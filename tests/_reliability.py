@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
 from conftest import DEMO_DIR, ROOT, tiny_bert
+from safetensors.torch import load_file
 
 SCRIPT = ROOT / "examples" / "run_distill.py"
 

@@ -78,7 +78,26 @@ def tiny_xlmr(vocab_size: int, layers: int = 4, hidden: int = 32, seed: int = 0)
     return XLMRobertaForMaskedLM(config).eval()
 
 
-_SYLLABLES = ["ka", "po", "li", "ne", "sta", "vo", "mi", "ra", "du", "je", "ko", "zi", "pre", "na", "lo", "se", "tu", "gra"]
+_SYLLABLES = [
+    "ka",
+    "po",
+    "li",
+    "ne",
+    "sta",
+    "vo",
+    "mi",
+    "ra",
+    "du",
+    "je",
+    "ko",
+    "zi",
+    "pre",
+    "na",
+    "lo",
+    "se",
+    "tu",
+    "gra",
+]
 
 
 def synthetic_corpus(n_lines: int = 400, seed: int = 0) -> list[str]:

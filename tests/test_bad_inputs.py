@@ -12,8 +12,6 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from _reliability import (
     build_teacher,
     demo_lines,
@@ -25,6 +23,8 @@ from _reliability import (
     write_corpus,
 )
 from conftest import DEMO_DIR, tiny_bert
+from safetensors.torch import load_file
+
 from hf_eliquare._cli import EXIT_USER_ERROR, run_main
 
 
@@ -111,7 +111,9 @@ def test_hub_id_while_offline_fails_fast(tmp_path, offline_flag, monkeypatch):
 def test_empty_corpus(script, capsys, teacher, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    fails(script, capsys, argv_for(teacher, empty, tmp_path / "out"), "has no text", "one paragraph or sentence per line")
+    fails(
+        script, capsys, argv_for(teacher, empty, tmp_path / "out"), "has no text", "one paragraph or sentence per line"
+    )
     assert not looks_finished(tmp_path / "out")
 
 
@@ -142,7 +144,7 @@ def test_vocabulary_threshold_that_keeps_no_token(script, capsys, teacher, tmp_p
     from transformers import AutoTokenizer
 
     vocab = AutoTokenizer.from_pretrained(DEMO_DIR / "tokenizer").get_vocab()
-    words = sorted(w for w in vocab if w.isalpha() and w.islower() and len(w) >= 4)[:40 * 14]
+    words = sorted(w for w in vocab if w.isalpha() and w.islower() and len(w) >= 4)[: 40 * 14]
     lines = [" ".join(words[i * 14 : (i + 1) * 14]) for i in range(40)]
     text = tmp_path / "disjoint.txt"
     text.write_text("\n".join(lines) + "\n")
@@ -184,7 +186,14 @@ def test_unsupported_architecture(script, capsys, corpus, tmp_path):
 
     gpt2 = tmp_path / "gpt2"
     GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100)).save_pretrained(gpt2)
-    fails(script, capsys, argv_for(gpt2, corpus, tmp_path / "out"), "GPT2LMHeadModel", "model_type='gpt2'", "xlm-roberta-base")
+    fails(
+        script,
+        capsys,
+        argv_for(gpt2, corpus, tmp_path / "out"),
+        "GPT2LMHeadModel",
+        "model_type='gpt2'",
+        "xlm-roberta-base",
+    )
     assert not looks_finished(tmp_path / "out")
 
 
@@ -194,7 +203,14 @@ def test_teacher_and_tokenizer_disagree(script, capsys, corpus, tmp_path):
     mismatched = tmp_path / "mismatched"
     tiny_bert(vocab_size=100).save_pretrained(mismatched)  # 100 embeddings ...
     AutoTokenizer.from_pretrained(DEMO_DIR / "tokenizer").save_pretrained(mismatched)  # ... 7000 tokens
-    fails(script, capsys, argv_for(mismatched, corpus, tmp_path / "out"), "7000 tokens", "100", "Use the teacher's own tokenizer")
+    fails(
+        script,
+        capsys,
+        argv_for(mismatched, corpus, tmp_path / "out"),
+        "7000 tokens",
+        "100",
+        "Use the teacher's own tokenizer",
+    )
 
 
 def test_more_student_layers_than_teacher_layers(script, capsys, teacher, corpus, tmp_path):
@@ -281,7 +297,9 @@ def nan_setup(tmp_path, teacher_dir):
     tokenizer.save_pretrained(poisoned)
 
     for seed in range(40):  # a seed whose split puts the long sentence in training, a few batches in
-        splits = tokenize_splits(load_sentence_splits(train_files=[str(text)], seed=seed), tokenizer, max_seq_length=32)
+        splits = tokenize_splits(
+            load_sentence_splits(train_files=[str(text)], seed=seed), tokenizer, max_seq_length=32
+        )
         long_train = [i for i, n in enumerate(splits["train"]["length"]) if n == 32]
         if long_train and 24 <= long_train[0] < 60 and 32 not in splits["validation"]["length"]:
             return poisoned, text, seed, long_train[0]
@@ -297,7 +315,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(script, capsys, teach
         "--save_strategy", "steps", "--save_steps", "2",
     )  # fmt: skip
     failing_step = index // 8  # batch 8: the optimizer steps completed before the poisoned batch
-    err = fails(script, capsys, argv, "loss became nan", f"at step {failing_step}", "--resume_from_checkpoint", "teacher's outputs")
+    err = fails(
+        script,
+        capsys,
+        argv,
+        "loss became nan",
+        f"at step {failing_step}",
+        "--resume_from_checkpoint",
+        "teacher's outputs",
+    )
     assert not looks_finished(out), "no final model after a diverged run"
     checkpoints = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
     assert checkpoints and checkpoints[-1] == 2 * (failing_step // 2), checkpoints

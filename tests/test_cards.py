@@ -36,24 +36,48 @@ def _tokenizer(tmp_path: Path) -> BertTokenizerFast:
 def make_student_dir(tmp_path: Path, run: dict | None = None, teacher: str = "bert-base-multilingual-cased") -> Path:
     """A demo-like student: tiny BertForMaskedLM with ``config.eliquare``, tokenizer and run summary."""
     tokenizer = _tokenizer(tmp_path)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     config.eliquare = {
         "teacher": teacher,
         "teacher_num_layers": 4,
         "teacher_layers": [0, 2],
-        "vocab_reduction": {"original_vocab_size": 119547, "kept_vocab_size": len(tokenizer),
-                            "min_sentence_fraction": 1e-4, "min_count": 2, "max_vocab_size": None,
-                            "corpus_sentences": 29703},
+        "vocab_reduction": {
+            "original_vocab_size": 119547,
+            "kept_vocab_size": len(tokenizer),
+            "min_sentence_fraction": 1e-4,
+            "min_count": 2,
+            "max_vocab_size": None,
+            "corpus_sentences": 29703,
+        },
     }
     student = tmp_path / "student"
     BertForMaskedLM(config).save_pretrained(student)
     tokenizer.save_pretrained(student)
     summary = {
-        "lang": "sl", "language_name": "Slovene", "teacher": teacher, "alpha_ce": 5.0, "alpha_mlm": 2.0,
-        "alpha_cos": 1.0, "temperature": 2.0, "restrict_ce_to_mask": False, "dataset": "wikimedia/wikipedia:20231101.sl",
-        "train_sequences": 1200, "global_steps": 40, "num_train_epochs": 2, "per_device_train_batch_size": 8,
-        "gradient_accumulation_steps": 2, "num_processes": 1, "train_runtime_s": 95.0, "teacher_parameters": 177853440,
+        "lang": "sl",
+        "language_name": "Slovene",
+        "teacher": teacher,
+        "alpha_ce": 5.0,
+        "alpha_mlm": 2.0,
+        "alpha_cos": 1.0,
+        "temperature": 2.0,
+        "restrict_ce_to_mask": False,
+        "dataset": "wikimedia/wikipedia:20231101.sl",
+        "train_sequences": 1200,
+        "global_steps": 40,
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 2,
+        "num_processes": 1,
+        "train_runtime_s": 95.0,
+        "teacher_parameters": 177853440,
     }
     summary.update(run or {})
     (student / "eliquare_run.json").write_text(json.dumps(summary), encoding="utf-8")
@@ -96,8 +120,16 @@ def test_student_card_with_eval_results_merges_seeds(tmp_path):
     student = make_student_dir(tmp_path)
     runs = tmp_path / "finetune"
     files = [
-        write_results(runs / "ner_s1" / "all_results.json", task="ner", dataset="ssj-ner", seed=1, test_f1=0.80,
-                      test_loss=0.3, test_runtime=1.2, model_name_or_path=str(student)),
+        write_results(
+            runs / "ner_s1" / "all_results.json",
+            task="ner",
+            dataset="ssj-ner",
+            seed=1,
+            test_f1=0.80,
+            test_loss=0.3,
+            test_runtime=1.2,
+            model_name_or_path=str(student),
+        ),
         write_results(runs / "ner_s2" / "all_results.json", task="ner", dataset="ssj-ner", seed=2, test_f1=0.84),
         write_results(runs / "sib200" / "all_results.json", test_accuracy=0.75, seed=1),  # task from the folder
     ]
@@ -149,13 +181,19 @@ def test_validation_rejects_bad_cards(tmp_path):
         write_student_card(student)
     assert not (student / "README.md").exists()  # nothing half-valid is written
 
-    bad_code = ModelCard.from_template(ModelCardData(language=["slovene"], license="mit", library_name="transformers",
-                                                     pipeline_tag="fill-mask", tags=["x"]), template_str="---\n{{ card_data }}\n---\nhi")
+    bad_code = ModelCard.from_template(
+        ModelCardData(
+            language=["slovene"], license="mit", library_name="transformers", pipeline_tag="fill-mask", tags=["x"]
+        ),
+        template_str="---\n{{ card_data }}\n---\nhi",
+    )
     with pytest.raises(CardValidationError, match="ISO 639"):
         validate_card_locally(bad_code)
 
     template = tmp_path / "broken.md"
-    template.write_text("---\n{{ card_data }}\n---\n# {{ title }}\n{% raw %}{{ forgotten }}{% endraw %}\n", encoding="utf-8")
+    template.write_text(
+        "---\n{{ card_data }}\n---\n# {{ title }}\n{% raw %}{{ forgotten }}{% endraw %}\n", encoding="utf-8"
+    )
     with pytest.raises(CardValidationError, match="unrendered template"):
         write_student_card(student, lang="sl", template_path=template)
 
@@ -168,15 +206,30 @@ def test_eval_results_without_metrics_is_a_data_error(tmp_path):
 
 def test_finetuned_card(tmp_path):
     tokenizer = _tokenizer(tmp_path)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, num_labels=3, id2label={0: "O", 1: "B-per", 2: "I-per"},
-                        label2id={"O": 0, "B-per": 1, "I-per": 2})
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        id2label={0: "O", 1: "B-per", 2: "I-per"},
+        label2id={"O": 0, "B-per": 1, "I-per": 2},
+    )
     config.eliquare = {"teacher": "bert-base-multilingual-cased", "teacher_num_layers": 4, "teacher_layers": [0, 2]}
     model_dir = tmp_path / "ner-model"
     BertForTokenClassification(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    write_results(model_dir / "all_results.json", task="ner", lang="sl", dataset="ssj-ner", seed=3, test_f1=0.7,
-                  model_name_or_path="someone/eliquare-sl", learning_rate=5e-5)
+    write_results(
+        model_dir / "all_results.json",
+        task="ner",
+        lang="sl",
+        dataset="ssj-ner",
+        seed=3,
+        test_f1=0.7,
+        model_name_or_path="someone/eliquare-sl",
+        learning_rate=5e-5,
+    )
     card = ModelCard.load(write_model_card(model_dir))
     meta = card.data.to_dict()
     assert meta["pipeline_tag"] == "token-classification" and meta["base_model"] == "someone/eliquare-sl"
@@ -220,16 +273,31 @@ def test_packaged_templates_match_checkout():
 def test_run_finetune_results_format(tmp_path):
     """The nested layout examples/run_finetune.py writes: metrics under "test_metrics", task_type, data_source."""
     path = write_results(
-        tmp_path / "out" / "all_results.json", task="sl_ner", language="sl", task_type="ner", seed=42,
-        test_metrics={"f1": 0.8, "accuracy": 0.95, "precision": 0.79}, validation_metrics={"f1": 0.99},
-        data_source={"dataset_name": "some/ner", "dataset_config_name": "sl"}, epochs=3.0, train_loss=0.1,
+        tmp_path / "out" / "all_results.json",
+        task="sl_ner",
+        language="sl",
+        task_type="ner",
+        seed=42,
+        test_metrics={"f1": 0.8, "accuracy": 0.95, "precision": 0.79},
+        validation_metrics={"f1": 0.99},
+        data_source={"dataset_name": "some/ner", "dataset_config_name": "sl"},
+        epochs=3.0,
+        train_loss=0.1,
     )
     entries = load_eval_results(path)
-    assert {(e.task, e.metric, e.value) for e in entries} == {("sl_ner", "f1", 0.8), ("sl_ner", "accuracy", 0.95),
-                                                              ("sl_ner", "precision", 0.79)}
+    assert {(e.task, e.metric, e.value) for e in entries} == {
+        ("sl_ner", "f1", 0.8),
+        ("sl_ner", "accuracy", 0.95),
+        ("sl_ner", "precision", 0.79),
+    }
     assert {e.task_type for e in entries} == {"token-classification"}
     assert {e.dataset for e in entries} == {"some/ner:sl"} and {e.seed for e in entries} == {42}
-    cls = write_results(tmp_path / "cls" / "all_results.json", task="sw_news", task_type="classification",
-                        test_metrics={"accuracy": 0.6}, data_source={"files": {"test": "x.tsv"}})
+    cls = write_results(
+        tmp_path / "cls" / "all_results.json",
+        task="sw_news",
+        task_type="classification",
+        test_metrics={"accuracy": 0.6},
+        data_source={"files": {"test": "x.tsv"}},
+    )
     (entry,) = load_eval_results(cls)
     assert entry.task_type == "text-classification" and entry.dataset == "sw_news"

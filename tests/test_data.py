@@ -3,9 +3,9 @@
 import gzip
 
 import pytest
+from conftest import shared_path
 from transformers import AutoTokenizer
 
-from conftest import shared_path
 from hf_eliquare import DataError, build_mlm_datasets, get_language, split_sentences
 from hf_eliquare.data import load_text_files, token_counts
 
@@ -77,7 +77,9 @@ def test_sequences_chunks_filter_and_split(tiny_teacher_and_corpus, tmp_path):
     assert set(data) == {"train", "validation"}
     all_rows = list(data["train"]) + list(data["validation"])
     assert all(12 <= len(r["input_ids"]) <= 32 for r in all_rows)
-    assert all(r["input_ids"][0] == tokenizer.cls_token_id and r["input_ids"][-1] == tokenizer.sep_token_id for r in all_rows)
+    assert all(
+        r["input_ids"][0] == tokenizer.cls_token_id and r["input_ids"][-1] == tokenizer.sep_token_id for r in all_rows
+    )
     assert all(r["length"] == len(r["input_ids"]) for r in all_rows)
     # the 161-token sentence became several 32-token sequences instead of being truncated
     assert sum(len(r["input_ids"]) == 32 for r in all_rows) >= 5

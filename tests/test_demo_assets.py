@@ -34,7 +34,11 @@ def test_sample_is_small_non_empty_and_attributed():
     assert all(line.strip() == line and line for line in lines)
     assert len(set(lines)) == len(lines)
     attribution = (DEMO / "data" / "ATTRIBUTION.md").read_text(encoding="utf-8")
-    for needle in ("CC BY-SA 4.0", "17011b12eae4e522da4d1eeeffd439085466623c", "593cea88519930f776c1a4a1980b6a35b39dca57"):
+    for needle in (
+        "CC BY-SA 4.0",
+        "17011b12eae4e522da4d1eeeffd439085466623c",
+        "593cea88519930f776c1a4a1980b6a35b39dca57",
+    ):
         assert needle in attribution
 
 

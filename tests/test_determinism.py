@@ -1,7 +1,6 @@
 """The same seed gives bit-identical students on CPU; another seed gives another student."""
 
 import torch
-
 from _reliability import build_teacher, distill_argv, load_script, weights, write_corpus
 
 

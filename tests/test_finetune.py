@@ -69,8 +69,14 @@ def tiny_model(tmp_path_factory, tokenizer):
     from transformers import BertConfig, BertForMaskedLM
 
     path = tmp_path_factory.mktemp("tiny-mbert")
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertForMaskedLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -108,8 +114,10 @@ def test_read_conllu_missing_ner_in_misc(tmp_path):
 def test_read_conll_space_and_tab(tmp_path):
     f = tmp_path / "ner.txt"
     f.write_text("-DOCSTART- O\n\nWizara B-ORG\nya\tI-ORG\n\nJohn B-PER\n", encoding="utf-8")
-    assert read_conll(f) == [{"tokens": ["Wizara", "ya"], "labels": ["B-ORG", "I-ORG"]},
-                             {"tokens": ["John"], "labels": ["B-PER"]}]
+    assert read_conll(f) == [
+        {"tokens": ["Wizara", "ya"], "labels": ["B-ORG", "I-ORG"]},
+        {"tokens": ["John"], "labels": ["B-PER"]},
+    ]
     f.write_text("Wizara B-ORG\nlonely\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"ner\.txt:2: malformed line"):
         read_conll(f)
@@ -155,7 +163,7 @@ def test_label_alignment_on_multi_subtoken_words_and_multiword_token(tmp_path, t
     pos = 1
     for w, (n, gold) in enumerate(zip(n_sub, examples[0]["labels"])):
         assert labs[pos] == label2id[gold] and widx[pos] == w
-        assert labs[pos + 1:pos + n] == [-100] * (n - 1) and widx[pos + 1:pos + n] == [-1] * (n - 1)
+        assert labs[pos + 1 : pos + n] == [-100] * (n - 1) and widx[pos + 1 : pos + n] == [-1] * (n - 1)
         pos += n
     assert pos == len(ids) - 1
     # "de" and "le" (the MWT "du") are two words with their own labels
@@ -169,7 +177,7 @@ def test_label_alignment_on_multi_subtoken_words_and_multiword_token(tmp_path, t
     zoo = words.index("zoologiste")
     start = 1 + sum(n_sub[:zoo])
     assert row["labels"][start] == nl2id["B-per"]
-    assert row["labels"][start + 1:start + n_sub[zoo]] == [nl2id["I-per"]] * (n_sub[zoo] - 1)
+    assert row["labels"][start + 1 : start + n_sub[zoo]] == [nl2id["I-per"]] * (n_sub[zoo] - 1)
 
 
 def test_align_labels_pure():
@@ -187,7 +195,22 @@ def test_window_spans_partition_words():
 @needs_shared
 def test_long_sentences_are_windowed_and_merged_back(tokenizer):
     words = "Predsednik vlade je včeraj obiskal zoološki vrt in \u200b govoril o podnebnih spremembah .".split(" ") * 4
-    tags = ["NOUN", "NOUN", "AUX", "ADV", "VERB", "ADJ", "NOUN", "CCONJ", "X", "VERB", "ADP", "ADJ", "NOUN", "PUNCT"] * 4
+    tags = [
+        "NOUN",
+        "NOUN",
+        "AUX",
+        "ADV",
+        "VERB",
+        "ADJ",
+        "NOUN",
+        "CCONJ",
+        "X",
+        "VERB",
+        "ADP",
+        "ADJ",
+        "NOUN",
+        "PUNCT",
+    ] * 4
     examples = [{"tokens": words, "labels": tags}, {"tokens": ["Kratko", "."], "labels": ["ADV", "PUNCT"]}]
     labels, _ = build_label_list({"train": examples}, "pos")
     label2id = {l: i for i, l in enumerate(labels)}
@@ -197,8 +220,9 @@ def test_long_sentences_are_windowed_and_merged_back(tokenizer):
     # predictions = the gold labels where labelled -> merging must give back the gold sequence per word
     width = max(len(l) for l in feats["labels"])
     preds = [l + [-100] * (width - len(l)) for l in feats["labels"]]
-    merged = merge_window_predictions(preds, feats["example_id"], feats["word_index"], [len(words), 2],
-                                      dict(enumerate(labels)))
+    merged = merge_window_predictions(
+        preds, feats["example_id"], feats["word_index"], [len(words), 2], dict(enumerate(labels))
+    )
     assert merged == [tags, ["ADV", "PUNCT"]]  # every word (the zero-width space too) exactly once
 
 
@@ -269,10 +293,29 @@ def test_task_without_local_data_fails_fast_offline(monkeypatch):
 
 
 def _common(tmp_path, model, out, *extra):
-    return ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / out), "--num_train_epochs", "1",
-            "--max_seq_length", "64", "--per_device_train_batch_size", "16", "--max_train_samples", "64",
-            "--max_eval_samples", "24", "--max_test_samples", "24", "--disable_tqdm", "true",
-            "--results_md", str(tmp_path / "results.md"), *extra]
+    return [
+        "--model_name_or_path",
+        str(model),
+        "--output_dir",
+        str(tmp_path / out),
+        "--num_train_epochs",
+        "1",
+        "--max_seq_length",
+        "64",
+        "--per_device_train_batch_size",
+        "16",
+        "--max_train_samples",
+        "64",
+        "--max_eval_samples",
+        "24",
+        "--max_test_samples",
+        "24",
+        "--disable_tqdm",
+        "true",
+        "--results_md",
+        str(tmp_path / "results.md"),
+        *extra,
+    ]
 
 
 def _check_run(out_dir: Path, task_type: str):
@@ -313,14 +356,27 @@ def test_end_to_end_sw_ner_with_overriding_files_and_unseen_label(tmp_path, tiny
 
     def write(name, sents):
         path = tmp_path / name
-        path.write_text("\n\n".join("\n".join(f"{t} {l}" for t, l in zip(s["tokens"], s["labels"])) for s in sents)
-                        + "\n", encoding="utf-8")
+        path.write_text(
+            "\n\n".join("\n".join(f"{t} {l}" for t, l in zip(s["tokens"], s["labels"])) for s in sents) + "\n",
+            encoding="utf-8",
+        )
         return str(path)
 
     test = [dict(s) for s in src[100:124]]
     test[0] = {"tokens": test[0]["tokens"], "labels": ["B-EVENT"] + test[0]["labels"][1:]}
-    args = _common(tmp_path, tiny_model, "sw_ner", "--task", "sw_ner", "--train_file", write("tr.txt", src[:64]),
-                   "--validation_file", write("dev.txt", src[64:88]), "--test_file", write("te.txt", test))
+    args = _common(
+        tmp_path,
+        tiny_model,
+        "sw_ner",
+        "--task",
+        "sw_ner",
+        "--train_file",
+        write("tr.txt", src[:64]),
+        "--validation_file",
+        write("dev.txt", src[64:88]),
+        "--test_file",
+        write("te.txt", test),
+    )
     _load_script("run_finetune").main(args)
     res = _check_run(tmp_path / "sw_ner", "ner")
     assert res["splits"]["strategy"] == "provided"
@@ -334,9 +390,10 @@ def test_end_to_end_sib200_sl_classification_and_table(tmp_path, tiny_model):
     driver = _load_script("run_eval_table").main
     root = tmp_path / "table"
     common = _common(tmp_path, tiny_model, "unused")
-    opts = common[common.index("--num_train_epochs"):]
-    agg = driver(["--models", f"tiny={tiny_model}", "--tasks", "sl_topic", "--seeds", "42",
-                  "--output_dir", str(root), *opts])
+    opts = common[common.index("--num_train_epochs") :]
+    agg = driver(
+        ["--models", f"tiny={tiny_model}", "--tasks", "sl_topic", "--seeds", "42", "--output_dir", str(root), *opts]
+    )
     res = _check_run(root / "tiny" / "sl_topic" / "seed42", "classification")
     assert {"accuracy", "macro_f1"} <= set(res["test_metrics"])
     assert res["splits"]["used"] == {"train": 64, "validation": 24, "test": 24}
@@ -354,21 +411,32 @@ def test_end_to_end_sib200_sl_classification_and_table(tmp_path, tiny_model):
 
 def _fake_result(model, task, seed, score):
     t = TASKS[task]
-    return {"model": model, "task": task, "seed": seed, "main_metric": t.main_metric,
-            "test_metrics": {t.main_metric: score}, "validation_metrics": {t.main_metric: score}}
+    return {
+        "model": model,
+        "task": task,
+        "seed": seed,
+        "main_metric": t.main_metric,
+        "test_metrics": {t.main_metric: score},
+        "validation_metrics": {t.main_metric: score},
+    }
 
 
 def test_table4_layout_from_results(tmp_path):
-    scores = {("mbert", "sl_ner"): (0.80, 0.84), ("mbert", "sl_pos"): (0.95, 0.97),
-              ("student", "sl_ner"): (0.70, 0.72), ("student", "sl_pos"): (0.90, 0.90),
-              ("mbert", "fr_pos"): (0.98, 0.98)}
+    scores = {
+        ("mbert", "sl_ner"): (0.80, 0.84),
+        ("mbert", "sl_pos"): (0.95, 0.97),
+        ("student", "sl_ner"): (0.70, 0.72),
+        ("student", "sl_pos"): (0.90, 0.90),
+        ("mbert", "fr_pos"): (0.98, 0.98),
+    }
     for (model, task), pair in scores.items():
         for seed, s in zip((1, 2), pair):
             d = tmp_path / "runs" / model / task / f"seed{seed}"
             d.mkdir(parents=True)
             (d / "all_results.json").write_text(json.dumps(_fake_result(model, task, seed, s)))
-    agg = _load_script("run_eval_table").main(["--from_results", str(tmp_path / "runs"),
-                                                "--output_dir", str(tmp_path / "table")])
+    agg = _load_script("run_eval_table").main(
+        ["--from_results", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "table")]
+    )
     assert agg["tasks"] == ["fr_pos", "sl_ner", "sl_pos"]  # the paper's language order, task 1 then task 2
     assert set(agg["models"]) == {"mbert", "student"}
     cell = agg["cells"]["mbert"]["sl_ner"]

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from reference_distiller import reference_distillation_loss
 
 from hf_eliquare.losses import distillation_loss, fused_head_distillation_loss, kl_div_loss, mlm_loss
-from reference_distiller import reference_distillation_loss
 
 
 def random_batch(seed=0, batch=3, length=7, vocab=50, dim=16):
@@ -47,9 +47,10 @@ def test_temperature_scaling_and_normaliser():
     s_logits, t_logits, *_ = random_batch(seed=2)
     s, t = s_logits[0], t_logits[0]
     for tau in (1.0, 2.0, 4.0):
-        expected = torch.nn.KLDivLoss(reduction="batchmean")(
-            torch.log_softmax(s / tau, -1), torch.softmax(t / tau, -1)
-        ) * tau**2
+        expected = (
+            torch.nn.KLDivLoss(reduction="batchmean")(torch.log_softmax(s / tau, -1), torch.softmax(t / tau, -1))
+            * tau**2
+        )
         assert torch.allclose(kl_div_loss(s, t, tau).double(), expected, atol=1e-6)
     # A larger normaliser (the accumulated batch) divides the same sum.
     assert torch.allclose(kl_div_loss(s, t, 2.0, num_items=14), kl_div_loss(s, t, 2.0) * 7 / 14)

@@ -49,7 +49,7 @@ def test_masking_statistics():
         original, _ = collator.pad(examples)
         labels, ids, attn = batch["labels"], batch["input_ids"], batch["attention_mask"]
         picked = labels != -100
-        special = (original <= 3)
+        special = original <= 3
         assert not (picked & special).any(), "special tokens and padding are never chosen"
         assert torch.equal(labels[picked], original[picked])
         assert torch.equal(ids[~picked], original[~picked]), "unchosen tokens are untouched"

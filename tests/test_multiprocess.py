@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import torch
-
 from _reliability import build_teacher, distill_argv, max_weight_difference, run_script, subprocess_env, write_corpus
 
 

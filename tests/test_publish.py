@@ -18,9 +18,18 @@ from hf_eliquare.errors import ConfigurationError, OfflineError, OutputDirError
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MBERT_TOKENIZER = SHARED_DATA / "tokenizers" / "bert-base-multilingual-cased"
 TRAINING_LEFTOVERS = [
-    "checkpoint-10/model.safetensors", "checkpoint-10/optimizer.pt", "checkpoint-10/config.json",
-    "runs/events.out.tfevents.1", "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth",
-    "trainer_state.json", "all_results.json", "train_results.json", ".gitattributes",
+    "checkpoint-10/model.safetensors",
+    "checkpoint-10/optimizer.pt",
+    "checkpoint-10/config.json",
+    "runs/events.out.tfevents.1",
+    "training_args.bin",
+    "optimizer.pt",
+    "scheduler.pt",
+    "rng_state.pth",
+    "trainer_state.json",
+    "all_results.json",
+    "train_results.json",
+    ".gitattributes",
 ]
 
 
@@ -28,7 +37,9 @@ def _tokenizer(tmp_path: Path) -> BertTokenizerFast:
     if MBERT_TOKENIZER.is_dir():  # the real mBERT tokenizer files when the shared data is there
         return BertTokenizerFast.from_pretrained(MBERT_TOKENIZER)
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "je", "in", "mesto"]) + "\n", encoding="utf-8")
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "je", "in", "mesto"]) + "\n", encoding="utf-8"
+    )
     return BertTokenizerFast(vocab=str(vocab))
 
 
@@ -36,8 +47,14 @@ def _tokenizer(tmp_path: Path) -> BertTokenizerFast:
 def student_dir(tmp_path) -> Path:
     """A finished demo-like student directory, with what training leaves behind next to it."""
     tokenizer = _tokenizer(tmp_path)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     config.eliquare = {"teacher": "bert-base-multilingual-cased", "teacher_num_layers": 4, "teacher_layers": [0, 2]}
     student = tmp_path / "student"
     BertForMaskedLM(config).save_pretrained(student)
@@ -72,7 +89,9 @@ def test_dry_run_stages_exactly_the_pushed_files(student_dir, tmp_path):
     tokenizer_files = {"tokenizer.json", "tokenizer_config.json"}
     assert set(staged) == {"config.json", "model.safetensors", "README.md", "eliquare_run.json"} | tokenizer_files
     assert sorted(p.name for p in (tmp_path / "dry_run").iterdir()) == staged
-    assert (tmp_path / "dry_run" / "model.safetensors").read_bytes() == (student_dir / "model.safetensors").read_bytes()
+    assert (tmp_path / "dry_run" / "model.safetensors").read_bytes() == (
+        student_dir / "model.safetensors"
+    ).read_bytes()
     # What upload_folder itself would select from the directory with the patterns push_student passes:
     everything = sorted(p.relative_to(student_dir).as_posix() for p in student_dir.rglob("*") if p.is_file())
     assert sorted(filter_repo_objects(everything, allow_patterns=publish.allow_patterns(staged))) == staged

@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from _reliability import (
     SCRIPT,
     build_teacher,
@@ -61,7 +60,9 @@ def kill_after_checkpoint(argv, out_dir, step):
     deadline = time.time() + 240
     while not marker.exists():
         if process.poll() is not None:
-            pytest.fail(f"the run ended (rc={process.returncode}) before checkpoint-{step}: {process.stderr.read()[-2000:]}")
+            pytest.fail(
+                f"the run ended (rc={process.returncode}) before checkpoint-{step}: {process.stderr.read()[-2000:]}"
+            )
         if time.time() > deadline:
             process.kill()
             pytest.fail("no checkpoint within 240 s")

@@ -4,9 +4,9 @@ import importlib.util
 import json
 
 import pytest
+from conftest import ROOT
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from conftest import ROOT
 from hf_eliquare import OfflineError
 
 
@@ -58,7 +58,16 @@ def test_run_distill_end_to_end(tiny_teacher_and_corpus, tmp_path, reduction):
     card = (out / "README.md").read_text()
     assert "language:\n- sl" in card and "fill-mask" in card and "{{" not in card
     staged = sorted(p.name for p in (tmp_path / "dry").iterdir())
-    assert staged == sorted(["README.md", "config.json", "eliquare_run.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+    assert staged == sorted(
+        [
+            "README.md",
+            "config.json",
+            "eliquare_run.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ]
+    )
     assert not list(tmp_path.glob(".student.tmp-*")), "no temporary directory left behind"
     # the student predicts with its own tokenizer through the standard pipeline
     from transformers import pipeline
@@ -81,8 +90,9 @@ def test_yaml_config_file(tiny_teacher_and_corpus, tmp_path):
 
 
 def test_push_offline_fails_before_any_training(tiny_teacher_and_corpus, tmp_path, monkeypatch):
-    import hf_eliquare.hub as hub
     from transformers import Trainer
+
+    import hf_eliquare.hub as hub
 
     teacher, corpus = tiny_teacher_and_corpus
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

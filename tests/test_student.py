@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import tiny_bert, tiny_xlmr
+
 from hf_eliquare import ConfigurationError, create_student, default_teacher_layers, freeze_position_embeddings
 
 
@@ -41,7 +41,8 @@ def test_layers_embeddings_and_head_are_copied(make):
     with torch.no_grad():
         student.base_model.encoder.layer[0].output.dense.weight.add_(1.0)
     assert not torch.equal(
-        student.base_model.encoder.layer[0].output.dense.weight, teacher.base_model.encoder.layer[0].output.dense.weight
+        student.base_model.encoder.layer[0].output.dense.weight,
+        teacher.base_model.encoder.layer[0].output.dense.weight,
     )
 
 
@@ -75,7 +76,9 @@ def test_unsupported_teachers():
     from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
     with pytest.raises(ConfigurationError, match="no masked-language-modelling head"):
-        create_student(BertModel(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2)))
+        create_student(
+            BertModel(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2))
+        )
     with pytest.raises(ConfigurationError, match="model_type='gpt2'"):
         create_student(GPT2LMHeadModel(GPT2Config(vocab_size=30, n_embd=16, n_layer=2, n_head=2)))
 

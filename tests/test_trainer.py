@@ -5,10 +5,11 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert, tiny_xlmr
 from datasets import Dataset
+from reference_distiller import reference_step_loss
 from safetensors import safe_open
 
-from conftest import tiny_bert, tiny_xlmr
 from hf_eliquare import (
     DataCollatorForDistillation,
     DistillationTrainer,
@@ -16,7 +17,6 @@ from hf_eliquare import (
     create_student,
     mlm_token_probs,
 )
-from reference_distiller import reference_step_loss
 
 VOCAB = 97
 
@@ -189,7 +189,12 @@ def test_training_reduces_loss_and_checkpoints_hold_no_teacher(tmp_path):
         warmup_steps=0,
     )
     trainer = DistillationTrainer(
-        model=student, teacher_model=teacher, args=args, train_dataset=train, eval_dataset=valid, data_collator=collator
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=train,
+        eval_dataset=valid,
+        data_collator=collator,
     )
     before = trainer.evaluate()["eval_loss"]
     trainer.train()

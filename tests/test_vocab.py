@@ -68,8 +68,13 @@ def mbert_tokenizer():
 def _tiny_bert(vocab_size: int, **kwargs) -> BertForMaskedLM:
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=128, **kwargs,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        **kwargs,
     )
     return BertForMaskedLM(config).eval()
 
@@ -188,8 +193,15 @@ def test_unigram_xlmr_reduction_is_exact(tmp_path):
     tokenizer = _train_unigram(lines)
     torch.manual_seed(0)
     config = XLMRobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     model = XLMRobertaForMaskedLM(config).eval()
     original = XLMRobertaForMaskedLM(config).eval()
@@ -368,8 +380,15 @@ def test_untied_decoder_keeps_separate_sliced_weights(tmp_path):
 
 def test_plain_encoder_and_token_classifier_only_slice_embeddings():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=3, pad_token_id=2)
+    config = BertConfig(
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        pad_token_id=2,
+    )
     model = BertForTokenClassification(config).eval()
     classifier = model.classifier.weight.detach().clone()
     emb = model.get_input_embeddings().weight.detach().clone()
@@ -395,17 +414,31 @@ def _wordlevel_roberta_tokenizer() -> TokenizersBackend:
     )
     backend.decoder = decoders.WordPiece()
     return TokenizersBackend(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
     )
 
 
 def test_roberta_pad_id_move_keeps_positions_and_generic_class(tmp_path):
     tok = _wordlevel_roberta_tokenizer()
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=40, pad_token_id=6, bos_token_id=5,
-                           eos_token_id=7)
+    config = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        pad_token_id=6,
+        bos_token_id=5,
+        eos_token_id=7,
+    )
     model = RobertaForMaskedLM(config).eval()
     original = RobertaForMaskedLM(config).eval()
     original.load_state_dict(model.state_dict())
@@ -419,8 +452,14 @@ def test_roberta_pad_id_move_keeps_positions_and_generic_class(tmp_path):
     _assert_exact(original, tok, model, new_tok, texts, kept)  # padding included: batch of unequal lengths
     model.save_pretrained(tmp_path)
     new_tok.save_pretrained(tmp_path)
-    _assert_exact(original, tok, AutoModelForMaskedLM.from_pretrained(tmp_path).eval(),
-                  AutoTokenizer.from_pretrained(tmp_path), texts, kept)
+    _assert_exact(
+        original,
+        tok,
+        AutoModelForMaskedLM.from_pretrained(tmp_path).eval(),
+        AutoTokenizer.from_pretrained(tmp_path),
+        texts,
+        kept,
+    )
 
 
 def test_bpe_is_refused():

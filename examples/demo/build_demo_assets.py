@@ -97,7 +97,12 @@ def build_sample(shared: Path) -> tuple[list[str], dict]:
                 seen.add(sentence)
                 lines.append(sentence)
                 kept += 1
-        stats[name] = {"read": len(sentences), "kept": kept, "dropped_duplicate": dropped_dup, "dropped_in_test": dropped_test}
+        stats[name] = {
+            "read": len(sentences),
+            "kept": kept,
+            "dropped_duplicate": dropped_dup,
+            "dropped_in_test": dropped_test,
+        }
     return lines, stats
 
 

@@ -156,7 +156,12 @@ def main(argv: list[str] | None = None):
         loss_after = masked_lm_loss(trainer, datasets["validation"], args.seed)
         logger.info(
             "Validation MLM loss: %.3f before → %.3f after training (perplexity %.0f → %.0f; uniform guess: ln %d = %.2f)",
-            loss_before, loss_after, math.exp(loss_before), math.exp(loss_after), len(tokenizer), math.log(len(tokenizer)),
+            loss_before,
+            loss_after,
+            math.exp(loss_before),
+            math.exp(loss_after),
+            len(tokenizer),
+            math.log(len(tokenizer)),
         )
 
         final = os.path.join(tmp_dir, "final")

@@ -1,6 +1,6 @@
 """hf_eliquare: distil one language out of a multilingual encoder with the Hugging Face Trainer.
 
-    from hf_eliquare import DistillationTrainer, DistillationTrainingArguments, create_student
+from hf_eliquare import DistillationTrainer, DistillationTrainingArguments, create_student
 """
 
 __version__ = "0.1.0"
@@ -24,8 +24,8 @@ from .languages import LANGUAGES, Language, get_language
 from .losses import cosine_loss, distillation_loss, fused_head_distillation_loss, kl_div_loss, mlm_loss
 from .masking import DataCollatorForDistillation, mlm_token_probs
 from .metrics import classification_metrics, ner_metrics, pos_metrics
-from .student import create_student, default_teacher_layers, freeze_position_embeddings
 from .publish import preflight_push, push_student, stage_upload
+from .student import create_student, default_teacher_layers, freeze_position_embeddings
 from .tasks import TASKS, Task, get_task
 from .trainer import DistillationTrainer
 from .vocab import (

@@ -42,7 +42,10 @@ def commit_dir(tmp: str | os.PathLike, target: str | os.PathLike, keep_existing:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return
-    names = sorted(os.listdir(tmp), key=lambda n: (n in MODEL_MARKER_FILES, MODEL_MARKER_FILES.index(n) if n in MODEL_MARKER_FILES else 0, n))
+    names = sorted(
+        os.listdir(tmp),
+        key=lambda n: (n in MODEL_MARKER_FILES, MODEL_MARKER_FILES.index(n) if n in MODEL_MARKER_FILES else 0, n),
+    )
     for name in names:
         destination = target / name
         if destination.is_dir():

@@ -123,16 +123,20 @@ def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"Evaluation results file {str(path)!r} does not exist; pass the all_results.json written by run_finetune.py.") from None
+        raise DataError(
+            f"Evaluation results file {str(path)!r} does not exist; pass the all_results.json written by run_finetune.py."
+        ) from None
     except json.JSONDecodeError as err:
         raise DataError(f"Evaluation results file {str(path)!r} is not valid JSON ({err}).") from None
     if not isinstance(data, Mapping):
-        raise DataError(f"Evaluation results file {str(path)!r} must hold a JSON object such as {{\"task\": \"ner\", \"test_f1\": 0.87}}.")
+        raise DataError(
+            f'Evaluation results file {str(path)!r} must hold a JSON object such as {{"task": "ner", "test_f1": 0.87}}.'
+        )
     task = str(data.get("task") or data.get("task_name") or path.resolve().parent.name)
     dataset = _results_dataset(data) or task
     task_type = _hub_task_type(data.get("task_type"), task)
     seed = data.get("seed")
-    metrics = {key[len("test_"):]: value for key, value in data.items() if key.startswith("test_")}
+    metrics = {key[len("test_") :]: value for key, value in data.items() if key.startswith("test_")}
     if isinstance(data.get("test_metrics"), Mapping):  # run_finetune.py: {"test_metrics": {"f1": …, …}}
         metrics.pop("metrics", None)
         metrics.update(data["test_metrics"])
@@ -143,8 +147,15 @@ def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
         if not math.isfinite(value):
             continue
         entries.append(
-            EvalEntry(task=task, metric=metric, value=float(value), dataset=dataset, task_type=task_type,
-                      seed=seed if isinstance(seed, int) else None, source=str(path))
+            EvalEntry(
+                task=task,
+                metric=metric,
+                value=float(value),
+                dataset=dataset,
+                task_type=task_type,
+                seed=seed if isinstance(seed, int) else None,
+                source=str(path),
+            )
         )
     if not entries:
         raise DataError(
@@ -181,9 +192,16 @@ def summarize_eval(entries: Iterable[EvalEntry]) -> list[EvalSummary]:
     for (task, dataset, split, metric), runs in groups.items():
         values = [run.value for run in runs]
         summaries.append(
-            EvalSummary(task=task, task_type=runs[0].task_type or _hub_task_type(None, task), dataset=dataset,
-                        split=split, metric=metric, mean=statistics.fmean(values),
-                        std=statistics.stdev(values) if len(values) > 1 else None, seeds=[run.seed for run in runs])
+            EvalSummary(
+                task=task,
+                task_type=runs[0].task_type or _hub_task_type(None, task),
+                dataset=dataset,
+                split=split,
+                metric=metric,
+                mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else None,
+                seeds=[run.seed for run in runs],
+            )
         )
     return summaries
 
@@ -203,8 +221,13 @@ def _model_index_results(summaries: Sequence[EvalSummary]):
 
     return [
         EvalResult(
-            task_type=s.task_type, task_name=s.task, dataset_type=s.dataset, dataset_name=s.dataset,
-            dataset_split=s.split, metric_type=s.metric, metric_value=round(s.mean, 6),
+            task_type=s.task_type,
+            task_name=s.task,
+            dataset_type=s.dataset,
+            dataset_name=s.dataset,
+            dataset_split=s.split,
+            metric_type=s.metric,
+            metric_value=round(s.mean, 6),
             metric_name=f"{s.metric} (mean of {s.num_runs} runs)" if s.num_runs > 1 else s.metric,
         )
         for s in summaries
@@ -221,7 +244,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise DataError(f"{str(path)!r} is not valid JSON ({err}); fix or delete it and regenerate the card.") from None
+        raise DataError(
+            f"{str(path)!r} is not valid JSON ({err}); fix or delete it and regenerate the card."
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -403,12 +428,17 @@ class FinetunedCardInfo:
         model_dir = Path(model_dir)
         config = _read_json(model_dir / "config.json")
         if not config:
-            raise ConfigurationError(f"{str(model_dir)!r} holds no config.json; pass the fine-tuned model's directory.")
+            raise ConfigurationError(
+                f"{str(model_dir)!r} holds no config.json; pass the fine-tuned model's directory."
+            )
         results = _read_json(model_dir / "all_results.json")
         architecture = (config.get("architectures") or [""])[0]
         pipeline_tag = (
-            "token-classification" if architecture.endswith("ForTokenClassification")
-            else "text-classification" if architecture.endswith("ForSequenceClassification") else None
+            "token-classification"
+            if architecture.endswith("ForTokenClassification")
+            else "text-classification"
+            if architecture.endswith("ForSequenceClassification")
+            else None
         )
         id2label = config.get("id2label") or {}
         labels = [id2label[k] for k in sorted(id2label, key=lambda k: int(k))] if id2label else None
@@ -507,7 +537,12 @@ def _hub_datasets(dataset: str | None) -> list[str] | None:
     ids = []
     for part in re.split(r"[,+]\s*|\s+", dataset.strip()):
         name = part.split(":", 1)[0]
-        if name.count("/") == 1 and _HUB_ID.match(name) and not os.path.exists(name) and not re.search(r"\.(txt|gz|json|jsonl|csv|tsv|parquet|conllu)$", name):
+        if (
+            name.count("/") == 1
+            and _HUB_ID.match(name)
+            and not os.path.exists(name)
+            and not re.search(r"\.(txt|gz|json|jsonl|csv|tsv|parquet|conllu)$", name)
+        ):
             ids.append(name)
     return ids or None
 
@@ -556,17 +591,21 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         eval_results=_model_index_results(summaries) or None,
     )
     vr = info.vocab_reduction or {}
-    per_device, accumulation, processes = info.per_device_train_batch_size, info.gradient_accumulation_steps, info.num_processes
+    per_device, accumulation, processes = (
+        info.per_device_train_batch_size,
+        info.gradient_accumulation_steps,
+        info.num_processes,
+    )
     if None in (per_device, accumulation, processes):
-        effective_batch = (
-            f"{_show(per_device)} per device, gradient accumulation {_show(accumulation)}, {_show(processes)} processes"
-        )
+        effective_batch = f"{_show(per_device)} per device, gradient accumulation {_show(accumulation)}, {_show(processes)} processes"
     else:
         effective_batch = (
             f"{per_device * accumulation * processes:,} sequences per step ({per_device} per device × "
             f"{accumulation} accumulation × {processes} process{'es' if processes != 1 else ''})"
         )
-    ce_positions = {True: "masked positions only", False: "every non-padding position"}.get(info.restrict_ce_to_mask, NOT_RECORDED)
+    ce_positions = {True: "masked positions only", False: "every non-padding position"}.get(
+        info.restrict_ce_to_mask, NOT_RECORDED
+    )
     kwargs = dict(
         info=info,
         show=_show,
@@ -673,7 +712,9 @@ def validate_card_locally(card) -> None:
         else:
             for result in results:
                 if isinstance(result.metric_value, bool) or not isinstance(result.metric_value, (int, float)):
-                    problems.append(f"model-index metric {result.metric_type!r} has a non-numeric value {result.metric_value!r}")
+                    problems.append(
+                        f"model-index metric {result.metric_type!r} has a non-numeric value {result.metric_value!r}"
+                    )
                 if not (result.task_type and result.dataset_type and result.dataset_name and result.metric_type):
                     problems.append("a model-index result lacks task type, dataset type/name or metric type")
     if problems:
@@ -733,7 +774,9 @@ def write_model_card(
     return path
 
 
-def write_student_card(model_dir: str | os.PathLike, eval_results: Sequence[str | os.PathLike] = (), **overrides: Any) -> Path:
+def write_student_card(
+    model_dir: str | os.PathLike, eval_results: Sequence[str | os.PathLike] = (), **overrides: Any
+) -> Path:
     """Render, validate and write ``README.md`` into a student directory (what ``run_distill.py`` calls)."""
     if is_finetuned_dir(model_dir):
         raise ConfigurationError(f"{str(model_dir)!r} holds a fine-tuned task model, not a distilled student.")
@@ -748,15 +791,27 @@ def write_student_card(model_dir: str | os.PathLike, eval_results: Sequence[str 
 class CardArguments:
     """Arguments of ``python -m hf_eliquare.cards`` / ``examples/make_card.py``."""
 
-    model_dir: str = field(metadata={"help": "Directory of the student (or fine-tuned model): config.json, weights, eliquare_run.json."})
+    model_dir: str = field(
+        metadata={"help": "Directory of the student (or fine-tuned model): config.json, weights, eliquare_run.json."}
+    )
     eval_results: list[str] = field(
         default_factory=list,
-        metadata={"help": "all_results.json files of run_finetune.py to merge (every numeric 'test_*' key is a metric)."},
+        metadata={
+            "help": "all_results.json files of run_finetune.py to merge (every numeric 'test_*' key is a metric)."
+        },
     )
-    output: str | None = field(default=None, metadata={"help": "Where to write the card (default: MODEL_DIR/README.md)."})
-    lang: str | None = field(default=None, metadata={"help": "Language code, when the run summary does not record it."})
-    license: str | None = field(default=None, metadata={"help": "License id, overriding the one inherited from the teacher."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Hub id (ORG/NAME) used as title and in the loading snippet."})
+    output: str | None = field(
+        default=None, metadata={"help": "Where to write the card (default: MODEL_DIR/README.md)."}
+    )
+    lang: str | None = field(
+        default=None, metadata={"help": "Language code, when the run summary does not record it."}
+    )
+    license: str | None = field(
+        default=None, metadata={"help": "License id, overriding the one inherited from the teacher."}
+    )
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub id (ORG/NAME) used as title and in the loading snippet."}
+    )
     template: str | None = field(default=None, metadata={"help": "A custom Jinja template instead of model_cards/."})
 
 
@@ -771,8 +826,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     else:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
     path = write_model_card(
-        args.model_dir, eval_results=args.eval_results, output=args.output, template_path=args.template,
-        lang=args.lang, license=args.license, hub_model_id=args.hub_model_id,
+        args.model_dir,
+        eval_results=args.eval_results,
+        output=args.output,
+        template_path=args.template,
+        lang=args.lang,
+        license=args.license,
+        hub_model_id=args.hub_model_id,
     )
     print(path)
     return path

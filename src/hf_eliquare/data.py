@@ -75,7 +75,7 @@ def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Ite
     has_text = False
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
+            for line_number, line in enumerate(handle, start=1):  # noqa: B007 (read in the except clause)
                 line = line.strip()
                 if line:
                     has_text = True

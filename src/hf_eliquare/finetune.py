@@ -117,7 +117,8 @@ class FinetuneTrainingArguments(TrainingArguments):
     logging_strategy: str = field(default="epoch")
     load_best_model_at_end: bool = field(default=True)
     metric_for_best_model: str | None = field(
-        default="main", metadata={"help": "'main' (default) = the task's main metric (NER f1, POS/classification accuracy)."}
+        default="main",
+        metadata={"help": "'main' (default) = the task's main metric (NER f1, POS/classification accuracy)."},
     )
     save_total_limit: int | None = field(default=1)
     save_only_model: bool = field(default=True)
@@ -134,8 +135,17 @@ class FinetuneTrainingArguments(TrainingArguments):
 # Readers
 # --------------------------------------------------------------------------------------------------
 
-_EXTENSIONS = {".conllu": "conllu", ".conll": "conll", ".txt": "conll", ".iob": "conll", ".bio": "conll",
-               ".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+_EXTENSIONS = {
+    ".conllu": "conllu",
+    ".conll": "conll",
+    ".txt": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
 CONLLU_COLUMNS = {"form": 1, "lemma": 2, "upos": 3, "xpos": 4, "feats": 5, "deprel": 7}
 
 
@@ -252,8 +262,11 @@ def read_classification(
     rows: list[dict] = []
     with _open_text(path) as f:
         if data_format in ("tsv", "csv"):
-            reader = csv.DictReader(f, delimiter="\t" if data_format == "tsv" else ",",
-                                    quoting=csv.QUOTE_NONE if data_format == "tsv" else csv.QUOTE_MINIMAL)
+            reader = csv.DictReader(
+                f,
+                delimiter="\t" if data_format == "tsv" else ",",
+                quoting=csv.QUOTE_NONE if data_format == "tsv" else csv.QUOTE_MINIMAL,
+            )
             columns = reader.fieldnames or []
             for row in reader:
                 rows.append((reader.line_num, row))
@@ -291,7 +304,10 @@ def read_classification(
 
 
 def read_split_file(
-    path: str, task_type: str, data_format: str | None = None, text_column: str | None = None,
+    path: str,
+    task_type: str,
+    data_format: str | None = None,
+    text_column: str | None = None,
     label_column: str | None = None,
 ) -> list[dict]:
     """Read one split with the reader its format (or ``data_format``) calls for."""
@@ -308,7 +324,11 @@ def read_split_file(
 
 
 def load_hub_splits(
-    name: str, config: str | None, task_type: str, text_column: str | None, label_column: str | None,
+    name: str,
+    config: str | None,
+    task_type: str,
+    text_column: str | None,
+    label_column: str | None,
     revision: str | None = None,
 ) -> dict[str, list[dict]]:
     """A Hub dataset as plain examples (ClassLabel ids turned into names). Fails fast when offline."""
@@ -331,7 +351,13 @@ def load_hub_splits(
             ) from None
     else:
         dsd = datasets.load_dataset(name, config, revision=revision)
-    aliases = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
+    aliases = {
+        "train": "train",
+        "validation": "validation",
+        "dev": "validation",
+        "valid": "validation",
+        "test": "test",
+    }
     out: dict[str, list[dict]] = {}
     for split_name, ds in dsd.items():
         if split_name not in aliases:
@@ -343,7 +369,7 @@ def load_hub_splits(
                 raise DataError(f"Dataset {name!r} split {split_name!r} has no column {col!r}: {ds.column_names}.")
         feat = ds.features[label_col]
         names = getattr(getattr(feat, "feature", feat), "names", None)
-        to_name = (lambda i: names[i]) if names else str
+        to_name = (lambda i: names[i]) if names else str  # noqa: B023 (used within the iteration)
         if task_type in TOKEN_TASKS:
             out[aliases[split_name]] = [
                 {"tokens": list(r[text_col]), "labels": [to_name(x) for x in r[label_col]]} for r in ds
@@ -380,7 +406,7 @@ def fill_missing_splits(splits: dict[str, list[dict]], seed: int = 42) -> tuple[
         n_val = n_test = max(1, round(len(pool) * SPLIT_FRACTIONS["test"]))
         if len(pool) < 3:
             raise DataError(f"Only {len(pool)} examples in {sorted(given)}; not enough for an 80/10/10 split.")
-        out = {"test": pool[:n_test], "validation": pool[n_test:n_test + n_val], "train": pool[n_test + n_val:]}
+        out = {"test": pool[:n_test], "validation": pool[n_test : n_test + n_val], "train": pool[n_test + n_val :]}
         info["strategy"] = f"pooled {'+'.join(s for s in SPLITS if s in given)} and re-split 80/10/10"
     else:
         train = list(given["train"])
@@ -415,6 +441,7 @@ def build_label_list(splits: dict[str, list[dict]], task_type: str) -> tuple[lis
 
     Returns ``(labels, unseen)`` with ``unseen[split][label] = count``.
     """
+
     def counts(examples):
         if task_type in TOKEN_TASKS:
             return Counter(l for ex in examples for l in ex["labels"])
@@ -429,7 +456,8 @@ def build_label_list(splits: dict[str, list[dict]], task_type: str) -> tuple[lis
             unseen[split] = dict(sorted(extra.items()))
             logger.warning(
                 "Labels in %s but not in train (the model cannot learn them; they count as errors): %s",
-                split, unseen[split],
+                split,
+                unseen[split],
             )
     for label in sorted({l for d in unseen.values() for l in d}, key=_label_sort_key):
         labels.append(label)
@@ -442,7 +470,9 @@ def build_label_list(splits: dict[str, list[dict]], task_type: str) -> tuple[lis
 
 
 def align_labels(
-    word_ids: Sequence[int | None], word_label_ids: Sequence[int], label_all_tokens: bool = False,
+    word_ids: Sequence[int | None],
+    word_label_ids: Sequence[int],
+    label_all_tokens: bool = False,
     b_to_i: dict[int, int] | None = None,
 ) -> list[int]:
     """Per-sub-token labels: the first sub-token of a word gets the word's label, special tokens and the
@@ -487,7 +517,10 @@ def window_word_spans(subtokens_per_word: Sequence[int], max_tokens: int) -> lis
 
 
 def tokenize_token_examples(
-    examples: list[dict], tokenizer, label2id: dict[str, int], max_seq_length: int,
+    examples: list[dict],
+    tokenizer,
+    label2id: dict[str, int],
+    max_seq_length: int,
     label_all_tokens: bool = False,
 ):
     """Token-classification features, one row per window.
@@ -520,16 +553,28 @@ def tokenize_token_examples(
         windows.extend((i, s, e) for s, e in window_word_spans(counts, budget))
     n_split = len(windows) - len(examples)
     if n_split:
-        logger.info("%d sentence windows for %d sentences (longer than %d sub-tokens are split at word "
-                    "boundaries; predictions are merged back per word).", len(windows), len(examples), max_seq_length)
+        logger.info(
+            "%d sentence windows for %d sentences (longer than %d sub-tokens are split at word "
+            "boundaries; predictions are merged back per word).",
+            len(windows),
+            len(examples),
+            max_seq_length,
+        )
     if n_replaced:
-        logger.warning("%d words produce no sub-token with this tokenizer; they are fed as %s.",
-                       n_replaced, tokenizer.unk_token)
+        logger.warning(
+            "%d words produce no sub-token with this tokenizer; they are fed as %s.", n_replaced, tokenizer.unk_token
+        )
     if n_long_words:
-        logger.warning("%d single words exceed %d sub-tokens; their extra sub-tokens are cut (the first, which "
-                       "carries the prediction, is kept).", n_long_words, max_seq_length)
+        logger.warning(
+            "%d single words exceed %d sub-tokens; their extra sub-tokens are cut (the first, which "
+            "carries the prediction, is kept).",
+            n_long_words,
+            max_seq_length,
+        )
     wenc = tokenizer(
-        [words_per_example[i][s:e] for i, s, e in windows], is_split_into_words=True, truncation=True,
+        [words_per_example[i][s:e] for i, s, e in windows],
+        is_split_into_words=True,
+        truncation=True,
         max_length=max_seq_length,
     )
     rows = {k: [] for k in ("input_ids", "attention_mask", "labels", "example_id", "word_index")}
@@ -550,7 +595,10 @@ def tokenize_token_examples(
 
 
 def merge_window_predictions(
-    pred_ids, example_ids: Sequence[int], word_index: Sequence[Sequence[int]], sentence_lengths: Sequence[int],
+    pred_ids,
+    example_ids: Sequence[int],
+    word_index: Sequence[Sequence[int]],
+    sentence_lengths: Sequence[int],
     id2label: dict[int, str],
 ) -> list[list[str]]:
     """Per-word predicted labels for each sentence from per-window sub-token predictions.
@@ -581,8 +629,12 @@ def tokenize_classification_examples(examples: list[dict], tokenizer, label2id: 
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     n_long = sum(n > max_seq_length for n in lengths)
     if n_long:
-        logger.warning("%d of %d texts exceed %d sub-tokens and are truncated (raise --max_seq_length to keep more).",
-                       n_long, len(texts), max_seq_length)
+        logger.warning(
+            "%d of %d texts exceed %d sub-tokens and are truncated (raise --max_seq_length to keep more).",
+            n_long,
+            len(texts),
+            max_seq_length,
+        )
     enc = tokenizer(texts, truncation=True, max_length=max_seq_length)
     rows = {k: enc[k] for k in enc.keys()}
     rows["labels"] = [label2id[ex["label"]] for ex in examples]
@@ -615,7 +667,10 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
         )
     if explicit or local:
         files = {**local, **explicit}  # explicit files override the task's, split by split
-        raw = {s: read_split_file(p, task_type, data_args.data_format, text_column, label_column) for s, p in files.items()}
+        raw = {
+            s: read_split_file(p, task_type, data_args.data_format, text_column, label_column)
+            for s, p in files.items()
+        }
         source = {"files": files}
     else:
         name = data_args.dataset_name or (task.hub_dataset if task else None)
@@ -628,9 +683,12 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
         config = data_args.dataset_config_name or (task.hub_config if task and not data_args.dataset_name else None)
         revision = task.hub_revision if task and not data_args.dataset_name else None
         raw = load_hub_splits(
-            name, config, task_type,
+            name,
+            config,
+            task_type,
             data_args.text_column or (task.hub_text_column if task else None),
-            data_args.label_column or (task.hub_label_column if task else None), revision,
+            data_args.label_column or (task.hub_label_column if task else None),
+            revision,
         )
         source = {"dataset_name": name, "dataset_config_name": config}
     return task_type, task, raw, source
@@ -715,8 +773,13 @@ def run_finetune(
         "test": _cap(splits["test"], data_args.max_test_samples),
     }
     split_info["used"] = {s: len(v) for s, v in splits.items()}
-    logger.info("Task %s (%s); examples used: %s; splits: %s", task.name if task else "-", task_type,
-                split_info["used"], split_info["strategy"])
+    logger.info(
+        "Task %s (%s); examples used: %s; splits: %s",
+        task.name if task else "-",
+        task_type,
+        split_info["used"],
+        split_info["strategy"],
+    )
     labels, unseen = build_label_list(splits, task_type)
     label2id = {l: i for i, l in enumerate(labels)}
     id2label = dict(enumerate(labels))
@@ -729,13 +792,19 @@ def run_finetune(
 
     n_truncated = 0
     if task_type in TOKEN_TASKS:
-        feats = {s: tokenize_token_examples(splits[s], tokenizer, label2id, data_args.max_seq_length,
-                                            data_args.label_all_tokens) for s in SPLITS}
+        feats = {
+            s: tokenize_token_examples(
+                splits[s], tokenizer, label2id, data_args.max_seq_length, data_args.label_all_tokens
+            )
+            for s in SPLITS
+        }
         collator = DataCollatorForTokenClassification(tokenizer)
     else:
         feats = {}
         for s in SPLITS:
-            feats[s], n_long = tokenize_classification_examples(splits[s], tokenizer, label2id, data_args.max_seq_length)
+            feats[s], n_long = tokenize_classification_examples(
+                splits[s], tokenizer, label2id, data_args.max_seq_length
+            )
             n_truncated += n_long
         collator = DataCollatorWithPadding(tokenizer)
 
@@ -762,11 +831,18 @@ def run_finetune(
     world = max(1, args.world_size)
     steps_per_epoch = math.ceil(len(feats["train"]) / (args.per_device_train_batch_size * world))
     steps_per_epoch = max(1, steps_per_epoch // max(1, args.gradient_accumulation_steps))
-    total_steps = args.max_steps if args.max_steps and args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
+    total_steps = (
+        args.max_steps if args.max_steps and args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
+    )
     warmup = capped_warmup_steps(args.warmup_steps, total_steps, args.warmup_max_fraction)
     if warmup != args.warmup_steps:
-        logger.info("Warm-up: %g steps requested, capped to %g (%.0f %% of %d total steps).",
-                    args.warmup_steps, warmup, 100 * args.warmup_max_fraction, total_steps)
+        logger.info(
+            "Warm-up: %g steps requested, capped to %g (%.0f %% of %d total steps).",
+            args.warmup_steps,
+            warmup,
+            100 * args.warmup_max_fraction,
+            total_steps,
+        )
     main_metric = MAIN_METRIC[task_type]
     output_dir = args.output_dir
     tmp_dir = _prepare_output_dir(output_dir, args.overwrite_output_dir)
@@ -776,8 +852,13 @@ def run_finetune(
             changes.update(metric_for_best_model=main_metric, greater_is_better=True)
         args = dataclasses.replace(args, **changes)  # the caller's arguments stay untouched
         trainer = Trainer(
-            model=model, args=args, train_dataset=feats["train"], eval_dataset=feats["validation"],
-            processing_class=tokenizer, data_collator=collator, compute_metrics=metrics_for("validation"),
+            model=model,
+            args=args,
+            train_dataset=feats["train"],
+            eval_dataset=feats["validation"],
+            processing_class=tokenizer,
+            data_collator=collator,
+            compute_metrics=metrics_for("validation"),
             preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(dim=-1),
         )
         train_result = trainer.train()
@@ -789,9 +870,15 @@ def run_finetune(
             shutil.rmtree(ckpt, ignore_errors=True)
         trainer.save_model(str(tmp_dir))
 
-        strip = lambda d, prefix: {k[len(prefix):]: float(v) for k, v in d.items()  # noqa: E731
-                                   if k.startswith(prefix) and not k.endswith(("runtime", "per_second", "loss"))
-                                   and k[len(prefix):] not in ("epoch",)}
+        strip = (
+            lambda d, prefix: {
+                k[len(prefix) :]: float(v)
+                for k, v in d.items()  # noqa: E731
+                if k.startswith(prefix)
+                and not k.endswith(("runtime", "per_second", "loss"))
+                and k[len(prefix) :] not in ("epoch",)
+            }
+        )
         results = {
             "model": model_args.model_label or Path(model_args.model_name_or_path.rstrip("/")).name,
             "model_name_or_path": model_args.model_name_or_path,
@@ -823,8 +910,11 @@ def run_finetune(
         if data_args.write_predictions:
             with open(tmp_dir / "test_predictions.jsonl", "w", encoding="utf-8") as f:
                 for ex, pred in zip(splits["test"], test_compute.last_predictions):
-                    row = {"tokens": ex["tokens"], "gold": ex["labels"], "pred": pred} if task_type in TOKEN_TASKS \
+                    row = (
+                        {"tokens": ex["tokens"], "gold": ex["labels"], "pred": pred}
+                        if task_type in TOKEN_TASKS
                         else {"text": ex["text"], "gold": ex["label"], "pred": pred}
+                    )
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         with open(tmp_dir / "all_results.json", "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2, ensure_ascii=False)
@@ -888,7 +978,9 @@ def aggregate_results(results: list[dict]) -> dict:
     for r in results:
         if r["model"] not in models:
             models.append(r["model"])
-        cell = cells.setdefault(r["model"], {}).setdefault(r["task"], {"scores": [], "seeds": [], "metric": r["main_metric"]})
+        cell = cells.setdefault(r["model"], {}).setdefault(
+            r["task"], {"scores": [], "seeds": [], "metric": r["main_metric"]}
+        )
         cell["scores"].append(100 * r["test_metrics"][r["main_metric"]])
         cell["seeds"].append(r["seed"])
     for per_task in cells.values():
@@ -903,9 +995,11 @@ def format_table4(agg: dict) -> str:
     """Markdown table in the paper's Table 4 layout: rows models, columns ``lang task`` (task 1 / task 2 per
     language), cells ``mean ± std`` over seeds (``n`` seeds noted in the header line under the table)."""
     tasks = agg["tasks"]
+
     def title(t):
         task = TASKS.get(t)
         return f"{task.language} {task.title}" if task else t
+
     header = "| model | " + " | ".join(title(t) for t in tasks) + " |\n"
     header += "|---|" + "---:|" * len(tasks) + "\n"
     lines = []
@@ -913,7 +1007,9 @@ def format_table4(agg: dict) -> str:
         vals = []
         for t in tasks:
             c = agg["cells"][m].get(t)
-            vals.append("–" if c is None else f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}")
+            vals.append(
+                "–" if c is None else f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}"
+            )
         lines.append(f"| {m} | " + " | ".join(vals) + " |\n")
     metrics = ", ".join(f"{title(t)}: {MAIN_METRIC[TASKS[t].task_type] if t in TASKS else '?'}" for t in tasks)
     seeds = sorted({c["n"] for per in agg["cells"].values() for c in per.values()})
@@ -924,10 +1020,12 @@ def format_table4(agg: dict) -> str:
 @dataclass
 class EvalTableArguments:
     models: list[str] = field(
-        default_factory=list, metadata={"help": "Models to fine-tune, as PATH or LABEL=PATH (LABEL names the table row)."}
+        default_factory=list,
+        metadata={"help": "Models to fine-tune, as PATH or LABEL=PATH (LABEL names the table row)."},
     )
     tasks: list[str] = field(
-        default_factory=list, metadata={"help": "Registered tasks, or 'paper' for the 12 tasks of the paper's Table 3."}
+        default_factory=list,
+        metadata={"help": "Registered tasks, or 'paper' for the 12 tasks of the paper's Table 3."},
     )
     seeds: list[int] = field(default_factory=lambda: [42], metadata={"help": "Fine-tuning seeds (mean ± std)."})
     from_results: list[str] = field(
@@ -952,7 +1050,11 @@ def run_eval_table(
     if not training_args.output_dir:
         raise ConfigurationError("Pass --output_dir (the root of all runs and the table).")
     root = Path(training_args.output_dir)
-    tasks = [t for name in table_args.tasks for t in ([t for p in PAPER_TASKS.values() for t in p] if name == "paper" else [name])]
+    tasks = [
+        t
+        for name in table_args.tasks
+        for t in ([t for p in PAPER_TASKS.values() for t in p] if name == "paper" else [name])
+    ]
     for t in tasks:
         get_task(t)
     if table_args.models and not tasks:
@@ -973,7 +1075,9 @@ def run_eval_table(
                     continue
                 cell_data = dataclasses.replace(data_args, task=task, results_md=str(root / "results.md"))
                 cell_train = dataclasses.replace(
-                    training_args, output_dir=str(run_dir), seed=seed,
+                    training_args,
+                    output_dir=str(run_dir),
+                    seed=seed,
                     overwrite_output_dir=training_args.overwrite_output_dir or table_args.rerun,
                 )
                 model_args = FinetuneModelArguments(model_name_or_path=path, model_label=label)
@@ -987,12 +1091,26 @@ def run_eval_table(
     agg = aggregate_results(results)
     table = format_table4(agg)
     if failures:
-        table += "\nFailed: " + "; ".join(f"{f['model']} × {f['task']} (seed {f['seed']}): {f['error']}" for f in failures) + "\n"
+        table += (
+            "\nFailed: "
+            + "; ".join(f"{f['model']} × {f['task']} (seed {f['seed']}): {f['error']}" for f in failures)
+            + "\n"
+        )
     root.mkdir(parents=True, exist_ok=True)
     (root / "eval_table.md").write_text(table, encoding="utf-8")
     with open(root / "eval_table.json", "w", encoding="utf-8") as f:
-        json.dump({**agg, "failures": failures, "runs": [
-            {k: r[k] for k in ("model", "task", "seed", "main_metric", "test_metrics", "validation_metrics")} for r in results
-        ]}, f, indent=2, ensure_ascii=False)
+        json.dump(
+            {
+                **agg,
+                "failures": failures,
+                "runs": [
+                    {k: r[k] for k in ("model", "task", "seed", "main_metric", "test_metrics", "validation_metrics")}
+                    for r in results
+                ],
+            },
+            f,
+            indent=2,
+            ensure_ascii=False,
+        )
     print(table)
     return {**agg, "failures": failures, "table": table}

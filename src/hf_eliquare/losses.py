@@ -50,7 +50,9 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 def _normaliser(num_items: torch.Tensor | float | None, fallback: int, like: torch.Tensor) -> torch.Tensor:
     if num_items is None:
         num_items = fallback
-    return torch.as_tensor(num_items, dtype=like.dtype if like.dtype == torch.float64 else torch.float32, device=like.device).clamp(min=1.0)
+    return torch.as_tensor(
+        num_items, dtype=like.dtype if like.dtype == torch.float64 else torch.float32, device=like.device
+    ).clamp(min=1.0)
 
 
 def kl_div_loss(
@@ -116,7 +118,10 @@ def distillation_loss(
     zero = student_hidden.new_zeros((), dtype=torch.float32)
     loss_ce = (
         kl_div_loss(
-            student_logits[ce_rows], teacher_logits[ce_rows], temperature, num_masked if restrict_ce_to_mask else num_tokens
+            student_logits[ce_rows],
+            teacher_logits[ce_rows],
+            temperature,
+            num_masked if restrict_ce_to_mask else num_tokens,
         )
         if alpha_ce > 0
         else zero

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 
-def mlm_token_probs(counts: np.ndarray | torch.Tensor, special_ids: Iterable[int], smoothing: float = 0.7) -> torch.Tensor:
+def mlm_token_probs(
+    counts: np.ndarray | torch.Tensor, special_ids: Iterable[int], smoothing: float = 0.7
+) -> torch.Tensor:
     """``max(count, 1) ** -smoothing`` per token id, 0 for special tokens: ``(V,)`` float32."""
     counts = torch.as_tensor(np.asarray(counts), dtype=torch.float64)
     probs = counts.clamp(min=1.0) ** -smoothing
@@ -56,7 +58,11 @@ class DataCollatorForDistillation:
     def __post_init__(self):
         if not 0.0 < self.mlm_probability <= 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1], got {self.mlm_probability}")
-        if self.mask_replace_prob < 0 or self.random_replace_prob < 0 or self.mask_replace_prob + self.random_replace_prob > 1:
+        if (
+            self.mask_replace_prob < 0
+            or self.random_replace_prob < 0
+            or self.mask_replace_prob + self.random_replace_prob > 1
+        ):
             raise ValueError("mask_replace_prob and random_replace_prob must be ≥ 0 and sum to at most 1")
         self.token_probs = torch.as_tensor(self.token_probs, dtype=torch.float32)
         if self.tokenizer.mask_token_id is None or self.tokenizer.pad_token_id is None:

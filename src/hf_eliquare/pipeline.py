@@ -247,7 +247,9 @@ def _reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: s
     return model, tokenizer
 
 
-def run_distillation(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments):
+def run_distillation(
+    model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments
+):
     """Run the whole job; returns the trainer (its ``model`` is the best student)."""
     language = resolve_language(data_args)
     resume_from = check_output_dir(training_args)
@@ -401,7 +403,11 @@ def run_distillation(model_args: ModelArguments, data_args: DataArguments, train
             from .publish import format_listing, stage_upload
 
             files = stage_upload(out_dir, data_args.hub_dry_run)
-            logger.info("Hub dry run: %s holds what a push would upload:\n%s", data_args.hub_dry_run, format_listing(data_args.hub_dry_run, files))
+            logger.info(
+                "Hub dry run: %s holds what a push would upload:\n%s",
+                data_args.hub_dry_run,
+                format_listing(data_args.hub_dry_run, files),
+            )
         if push:
             from .publish import push_student
 

@@ -76,7 +76,9 @@ def preflight_push(hub_model_id: str | None, token: str | None = None, private: 
 
     _check_repo_id(hub_model_id)
     if hub_offline_mode():
-        raise OfflineError(f"Pushing to the Hub (--push_to_hub) needs the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set. {_HUB_FIX}")
+        raise OfflineError(
+            f"Pushing to the Hub (--push_to_hub) needs the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set. {_HUB_FIX}"
+        )
     if not hub_reachable():
         raise OfflineError(
             f"Pushing to the Hub (--push_to_hub) needs the Hugging Face Hub ({hub_endpoint()}), which cannot be reached from this "
@@ -123,7 +125,9 @@ def upload_files(model_dir: str | os.PathLike) -> list[str]:
     if not model_dir.is_dir():
         raise ConfigurationError(f"The model directory {str(model_dir)!r} does not exist.")
     present = {p.name for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
-    weights = sorted(name for name in present if name.endswith(".safetensors") or name == "model.safetensors.index.json")
+    weights = sorted(
+        name for name in present if name.endswith(".safetensors") or name == "model.safetensors.index.json"
+    )
     if not any(name.endswith(".safetensors") for name in weights):
         raise ConfigurationError(
             f"{str(model_dir)!r} holds no safetensors weights; save the model with save_pretrained() "
@@ -155,7 +159,9 @@ def stage_upload(model_dir: str | os.PathLike, staging_dir: str | os.PathLike) -
     with atomic_output_dir(staging) as tmp:  # the folder is new or empty (checked above)
         for name in files:
             shutil.copy2(Path(model_dir) / name, tmp / name)
-    logger.info("Dry run: a push would upload these files (staged in %s):\n%s", staging, format_listing(staging, files))
+    logger.info(
+        "Dry run: a push would upload these files (staged in %s):\n%s", staging, format_listing(staging, files)
+    )
     return files
 
 
@@ -222,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
         return stage_upload(args.model_dir, args.hub_dry_run)  # logs the listing
     if not args.hub_model_id:
         raise ConfigurationError("Pass --hub_model_id ORG/NAME to push, or --hub_dry_run DIR to stage the files only.")
-    commit = push_student(args.model_dir, args.hub_model_id, private=args.hub_private_repo == "true", token=args.hub_token)
+    commit = push_student(
+        args.model_dir, args.hub_model_id, private=args.hub_private_repo == "true", token=args.hub_token
+    )
     print(getattr(commit, "commit_url", commit))
     return upload_files(args.model_dir)
 

@@ -80,9 +80,13 @@ class DistillationTrainer(Trainer):
         if args is None:
             args = DistillationTrainingArguments(output_dir="distilled-student")
         if not isinstance(args, DistillationTrainingArguments):
-            raise ConfigurationError("DistillationTrainer needs DistillationTrainingArguments (alphas, temperature, …).")
+            raise ConfigurationError(
+                "DistillationTrainer needs DistillationTrainingArguments (alphas, temperature, …)."
+            )
         if teacher_model is None:
-            raise ConfigurationError("DistillationTrainer needs a teacher_model (a *ForMaskedLM model, a path or a Hub id).")
+            raise ConfigurationError(
+                "DistillationTrainer needs a teacher_model (a *ForMaskedLM model, a path or a Hub id)."
+            )
         if isinstance(teacher_model, str):
             teacher_model = load_masked_lm(resolve_pretrained(teacher_model, "teacher"), "teacher")
         check_supported(teacher_model, "teacher")
@@ -149,9 +153,7 @@ class DistillationTrainer(Trainer):
         labels = inputs["labels"]
         attention_mask = inputs["attention_mask"]
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        global_counts = (
-            torch.is_tensor(num_items_in_batch) and num_items_in_batch.shape == (2,) and model.training
-        )
+        global_counts = torch.is_tensor(num_items_in_batch) and num_items_in_batch.shape == (2,) and model.training
         num_tokens = num_items_in_batch[0] if global_counts else None
         num_masked = num_items_in_batch[1] if global_counts else None
 
@@ -208,9 +210,7 @@ class DistillationTrainer(Trainer):
         masked = labels != -100
         ce_rows = masked if args.restrict_ce_to_mask else tokens
         zero = student_last.new_zeros((), dtype=torch.float32)
-        loss_cos = (
-            cosine_loss(student_last[tokens], teacher_last[tokens], num_tokens) if args.alpha_cos > 0 else zero
-        )
+        loss_cos = cosine_loss(student_last[tokens], teacher_last[tokens], num_tokens) if args.alpha_cos > 0 else zero
         if args.alpha_ce > 0 or args.alpha_mlm > 0:
             rows = ce_rows | masked if args.alpha_ce > 0 else masked
             s_head, t_head = mlm_head(student), mlm_head(teacher)

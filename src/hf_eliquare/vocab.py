@@ -470,7 +470,8 @@ def reduced_backend(tokenizer: Any, kept_ids: Sequence[int]):
             raise ConfigurationError(f"The unknown token {unk!r} is not kept; keep it (select_vocabulary does).")
 
     data["added_tokens"] = [
-        dict(token, id=old_to_new[int(token["id"])]) for token in data.get("added_tokens", [])
+        dict(token, id=old_to_new[int(token["id"])])
+        for token in data.get("added_tokens", [])
         if int(token["id"]) in old_to_new
     ]
     dropped = len(added) - len(data["added_tokens"])
@@ -491,8 +492,19 @@ def _pipeline(backend: Any) -> dict[str, Any]:
 
 
 def _clean_init_kwargs(tokenizer: Any) -> dict[str, Any]:
-    drop = {"vocab", "merges", "vocab_file", "merges_file", "tokenizer_file", "added_tokens_decoder",
-            "tokenizer_object", "name_or_path", "backend", "tokenizer_class", "_spm_precompiled_charsmap"}
+    drop = {
+        "vocab",
+        "merges",
+        "vocab_file",
+        "merges_file",
+        "tokenizer_file",
+        "added_tokens_decoder",
+        "tokenizer_object",
+        "name_or_path",
+        "backend",
+        "tokenizer_class",
+        "_spm_precompiled_charsmap",
+    }
     return {k: v for k, v in dict(tokenizer.init_kwargs).items() if k not in drop}
 
 
@@ -604,8 +616,11 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
     old_pad = embeddings.padding_idx
     new_pad = old_to_new.get(old_pad) if old_pad is not None else None
     new_embeddings = nn.Embedding(
-        len(kept), embeddings.embedding_dim, padding_idx=new_pad,
-        device=embeddings.weight.device, dtype=embeddings.weight.dtype,
+        len(kept),
+        embeddings.embedding_dim,
+        padding_idx=new_pad,
+        device=embeddings.weight.device,
+        dtype=embeddings.weight.dtype,
     )
     new_embeddings.weight = nn.Parameter(
         embeddings.weight.data[index].clone(), requires_grad=embeddings.weight.requires_grad
@@ -614,8 +629,11 @@ def reduce_model_vocab(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
 
     if decoder is not None:
         new_decoder = nn.Linear(
-            decoder.in_features, len(kept), bias=decoder.bias is not None,
-            device=decoder.weight.device, dtype=decoder.weight.dtype,
+            decoder.in_features,
+            len(kept),
+            bias=decoder.bias is not None,
+            device=decoder.weight.device,
+            dtype=decoder.weight.dtype,
         )
         if tied:
             new_decoder.weight = new_embeddings.weight
@@ -737,7 +755,11 @@ def reduce_vocab(
             f"min_sentence_fraction must be in (0, 1], got {min_sentence_fraction!r}; the paper uses 0.0005 (0.05 %)."
         )
     counts, num_sentences = count_sentence_occurrences(
-        tokenizer, corpus, batch_size=batch_size, num_proc=num_proc, show_progress=show_progress,
+        tokenizer,
+        corpus,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        show_progress=show_progress,
         text_column=text_column,
     )
     return reduce_vocab_with_counts(

@@ -21,6 +21,8 @@ demo: install
 	$(PY) examples/run_distill.py examples/configs/demo_sl.yaml
 
 test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q tests
 
 bench: install

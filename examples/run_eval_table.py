@@ -9,22 +9,13 @@ Rows: models; columns: task 1 / task 2 per language; cells: test score (main met
 seeds. Every cell is a run of examples/run_finetune.py (same arguments, e.g. --num_train_epochs), kept
 under <output_dir>/<model>/<task>/seed<N> and reused when present. ``--from_results DIR`` tabulates
 finished runs without training. Output: <output_dir>/eval_table.md and eval_table.json.
+The same as ``hf-eliquare eval-table``.
 """
 
-from hf_eliquare._cli import parse_args as cli_parse_args
-from hf_eliquare._cli import run_main, setup_logging
-from hf_eliquare.finetune import EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments, run_eval_table
+from hf_eliquare.cli import run_command
+from hf_eliquare.cli.eval_table import main, parse_args
 
-
-def parse_args(argv=None):
-    """Command-line flags, or one .json/.yaml config file followed by flags that override it."""
-    return cli_parse_args((EvalTableArguments, FinetuneDataArguments, FinetuneTrainingArguments), argv)
-
-
-def main(argv=None):
-    setup_logging()
-    return run_eval_table(*parse_args(argv))
-
+__all__ = ["main", "parse_args"]
 
 if __name__ == "__main__":
-    run_main(main)
+    run_command(main)

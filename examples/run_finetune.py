@@ -5,29 +5,13 @@
 
 Defaults follow the paper (10 epochs, lr 5e-5, weight decay 0.01, 500 warm-up steps capped to 10 % of
 all steps, best validation checkpoint). Results: ``<output_dir>/all_results.json`` and ``results.md``.
-Arguments may also come from one .json/.yaml file. See docs/finetune.md.
+Arguments may also come from one .json/.yaml file. See docs/finetune.md. The same as ``hf-eliquare finetune``.
 """
 
-from hf_eliquare._cli import parse_args as cli_parse_args
-from hf_eliquare._cli import run_main, setup_logging
-from hf_eliquare.finetune import (
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    FinetuneTrainingArguments,
-    run_finetune,
-)
+from hf_eliquare.cli import run_command
+from hf_eliquare.cli.finetune import main, parse_args
 
-
-def parse_args(argv=None):
-    """Command-line flags, or one .json/.yaml config file followed by flags that override it."""
-    return cli_parse_args((FinetuneModelArguments, FinetuneDataArguments, FinetuneTrainingArguments), argv)
-
-
-def main(argv=None):
-    setup_logging()
-    model_args, data_args, training_args = parse_args(argv)
-    return run_finetune(model_args, data_args, training_args)
-
+__all__ = ["main", "parse_args"]
 
 if __name__ == "__main__":
-    run_main(main)
+    run_command(main)

@@ -1,7 +1,7 @@
 """The catalogue of user mistakes: each one stops run_distill.py with exit code 2, one `error:` line that
 names the problem and the fix, no Python traceback, and nothing in output_dir that looks like a model.
 
-Most cases run the script's `main` in-process under `hf_eliquare._cli.run_main` (exactly what
+Most cases run the script's `main` in-process under `hf_eliquare.cli.run_main` (exactly what
 `python examples/run_distill.py` does; an unexpected exception would fail the test with its traceback);
 a few run the real command line in a subprocess. The CoNLL-U cases (malformed line, test-only label)
 belong to run_finetune.py and are tested in tests/test_finetune.py.
@@ -25,7 +25,7 @@ from _reliability import (
 from conftest import DEMO_DIR, tiny_bert
 from safetensors.torch import load_file
 
-from hf_eliquare._cli import EXIT_USER_ERROR, run_main
+from hf_eliquare.cli import EXIT_USER_ERROR, run_main
 
 
 @pytest.fixture(scope="module")

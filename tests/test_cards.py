@@ -10,8 +10,10 @@ from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification, BertTokenizerFast
 
-from hf_eliquare import cards
-from hf_eliquare.cards import (
+from hf_eliquare.cli.card import main as card_main
+from hf_eliquare.errors import DataError
+from hf_eliquare.hub import cards
+from hf_eliquare.hub.cards import (
     NOT_RECORDED,
     CardValidationError,
     StudentCardInfo,
@@ -21,7 +23,6 @@ from hf_eliquare.cards import (
     write_model_card,
     write_student_card,
 )
-from hf_eliquare.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["je", "in", "v", "na", "da", "se", "Ljubljana", "mesto", "##a", "##i"]
@@ -243,7 +244,7 @@ def test_regenerate_command_merges_results(tmp_path, capsys):
     before = ModelCard.load(student / "README.md").data.to_dict()
     results = write_results(tmp_path / "pos" / "all_results.json", task="pos", test_accuracy=0.93, seed=7)
     out = tmp_path / "card.md"
-    cards.main(["--model_dir", str(student), "--eval_results", str(results), "--output", str(out)])
+    card_main(["--model_dir", str(student), "--eval_results", str(results), "--output", str(out)])
     assert capsys.readouterr().out.strip() == str(out)
     after = ModelCard.load(out).data.to_dict()
     assert "model-index" not in before
@@ -252,21 +253,22 @@ def test_regenerate_command_merges_results(tmp_path, capsys):
 
 
 def test_regenerate_command_error_is_one_line(tmp_path, capsys):
-    from hf_eliquare._cli import run_main
+    from hf_eliquare.cli import run_main
 
     with pytest.raises(SystemExit) as exit_info:
-        run_main(lambda: cards.main(["--model_dir", str(tmp_path / "nope")]))
+        run_main(lambda: card_main(["--model_dir", str(tmp_path / "nope")]))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "config.json" in err and err.count("\n") == 1
 
 
-def test_packaged_templates_match_checkout():
-    """Templates live in model_cards/ (edited there) and ship as package data in src/hf_eliquare/model_cards/."""
+def test_packaged_templates_are_the_checkout_copy():
+    """Templates live in model_cards/ only; the package reaches them through a link (package data in wheels)."""
     for name in (cards.STUDENT_TEMPLATE, cards.FINETUNED_TEMPLATE):
         checkout = (REPO_ROOT / "model_cards" / name).read_text(encoding="utf-8")
-        packaged = (REPO_ROOT / "src" / "hf_eliquare" / "model_cards" / name).read_text(encoding="utf-8")
-        assert checkout == packaged, f"copy model_cards/{name} to src/hf_eliquare/model_cards/"
+        packaged = REPO_ROOT / "src" / "hf_eliquare" / "hub" / "model_cards" / name
+        assert packaged.resolve() == (REPO_ROOT / "model_cards" / name).resolve(), "one copy, not two"
+        assert packaged.read_text(encoding="utf-8") == checkout
         assert cards.load_template(name) == checkout
 
 

@@ -6,8 +6,9 @@ import pytest
 from conftest import shared_path
 from transformers import AutoTokenizer
 
-from hf_eliquare import DataError, build_mlm_datasets, get_language, split_sentences
-from hf_eliquare.data import load_text_files, token_counts
+from hf_eliquare import DataError, build_mlm_datasets
+from hf_eliquare.data import load_text_files, split_sentences, token_counts
+from hf_eliquare.languages import get_language
 
 
 def test_split_sentences():

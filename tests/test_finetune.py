@@ -7,23 +7,17 @@ from pathlib import Path
 import pytest
 
 from hf_eliquare.errors import ConfigurationError, DataError, OfflineError, OutputDirError
-from hf_eliquare.finetune import (
-    FinetuneDataArguments,
-    aggregate_results,
+from hf_eliquare.evaluation.features import (
     align_labels,
-    build_label_list,
-    fill_missing_splits,
-    format_table4,
     merge_window_predictions,
-    read_classification,
-    read_conll,
-    read_conllu,
-    read_split_file,
-    resolve_data,
     tokenize_token_examples,
     window_word_spans,
 )
-from hf_eliquare.tasks import PAPER_TASKS, TASKS, get_task
+from hf_eliquare.evaluation.finetune import FinetuneDataArguments, resolve_data
+from hf_eliquare.evaluation.readers import read_classification, read_conll, read_conllu, read_split_file
+from hf_eliquare.evaluation.splits import build_label_list, fill_missing_splits
+from hf_eliquare.evaluation.table import aggregate_results, format_table4
+from hf_eliquare.evaluation.tasks import PAPER_TASKS, TASKS, get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

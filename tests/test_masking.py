@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from hf_eliquare import DataCollatorForDistillation, mlm_token_probs
+from hf_eliquare import DataCollatorForDistillation
+from hf_eliquare.masking import mlm_token_probs
 
 
 class FakeTokenizer:

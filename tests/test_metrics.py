@@ -3,7 +3,13 @@
 import pytest
 from seqeval.metrics import classification_report, f1_score
 
-from hf_eliquare.metrics import classification_metrics, compute_task_metrics, f1_scores, ner_metrics, pos_metrics
+from hf_eliquare.evaluation.metrics import (
+    classification_metrics,
+    compute_task_metrics,
+    f1_scores,
+    ner_metrics,
+    pos_metrics,
+)
 
 
 def test_ner_wrong_boundary_is_one_fp_and_one_fn():

@@ -11,9 +11,10 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-from hf_eliquare import hub, publish
-from hf_eliquare.cards import write_student_card
+from hf_eliquare import hub
 from hf_eliquare.errors import ConfigurationError, OfflineError, OutputDirError
+from hf_eliquare.hub import publish
+from hf_eliquare.hub.cards import write_student_card
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MBERT_TOKENIZER = SHARED_DATA / "tokenizers" / "bert-base-multilingual-cased"
@@ -150,7 +151,7 @@ def test_preflight_rejects_bad_repo_id(no_upload):
 
 def test_push_needs_card_weights_and_tokenizer(student_dir, tmp_path):
     (student_dir / "README.md").unlink()
-    with pytest.raises(ConfigurationError, match="README.md.*hf_eliquare.cards"):
+    with pytest.raises(ConfigurationError, match="README.md.*hf-eliquare card"):
         publish.upload_files(student_dir)
     (student_dir / "tokenizer_config.json").unlink()
     write_student_card(student_dir)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from conftest import tiny_bert, tiny_xlmr
 
-from hf_eliquare import ConfigurationError, create_student, default_teacher_layers, freeze_position_embeddings
+from hf_eliquare import ConfigurationError, create_student
+from hf_eliquare.student import default_teacher_layers, freeze_position_embeddings
 
 
 def test_default_map_is_distilbert_2n_minus_1():

@@ -15,8 +15,8 @@ from hf_eliquare import (
     DistillationTrainer,
     DistillationTrainingArguments,
     create_student,
-    mlm_token_probs,
 )
+from hf_eliquare.masking import mlm_token_probs
 
 VOCAB = 97
 

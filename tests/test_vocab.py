@@ -26,11 +26,11 @@ from transformers import (
     XLMRobertaTokenizer,
 )
 
+from hf_eliquare.cli.vocab import main
 from hf_eliquare.errors import ConfigurationError, DataError, OutputDirError
 from hf_eliquare.vocab import (
     always_kept_ids,
     count_sentence_occurrences,
-    main,
     reduce_model_vocab,
     reduce_tokenizer,
     reduce_vocab,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from hf_eliquare._cli import run_main, setup_logging
+from hf_eliquare.cli import run_main, setup_logging
 from hf_eliquare.errors import DataError
 from hf_eliquare.vocab import always_kept_ids, count_sentence_occurrences, reduce_tokenizer
 

@@ -42,7 +42,7 @@ from transformers import (
     set_seed,
 )
 
-from hf_eliquare._cli import run_main, setup_logging
+from hf_eliquare.cli import run_main, setup_logging
 from hf_eliquare.data import build_mlm_datasets
 
 logger = logging.getLogger("build_teacher")

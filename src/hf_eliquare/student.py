@@ -91,8 +91,10 @@ def check_finite_weights(model: nn.Module, role: str = "teacher") -> None:
 
 
 def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
-    """Split the MLM head of a supported model into transform and decoder (shapes in the docstring above)."""
-    check_supported(model, role="model")
+    """Split the MLM head of a supported model into transform and decoder (shapes in the docstring above).
+
+    The model is checked once, where it is loaded or given (:func:`load_masked_lm`, :func:`create_student`,
+    ``DistillationTrainer.__init__``), not here: this runs on every training step."""
     if model.config.model_type == "bert":
         predictions = model.cls.predictions
         return MaskedLMHead("cls", predictions.transform, predictions.decoder)
@@ -102,10 +104,6 @@ def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
         return head.layer_norm(nn.functional.gelu(head.dense(hidden)))
 
     return MaskedLMHead("lm_head", transform, head.decoder)
-
-
-def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
-    return model.base_model.encoder.layer
 
 
 def default_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:

@@ -143,11 +143,6 @@ class DistillationTrainer(Trainer):
         return batch_samples, counts
 
     # ------------------------------------------------------------------ the loss
-    @staticmethod
-    def distillation_loss(*args, **kwargs):
-        """The pure objective on full logits; see :func:`hf_eliquare.losses.distillation_loss`."""
-        return distillation_loss(*args, **kwargs)
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
         labels = inputs["labels"]

@@ -21,8 +21,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._io import atomic_output_dir
-from .errors import ConfigurationError, OfflineError, OutputDirError
+from ..errors import ConfigurationError, OfflineError
+from ..io import atomic_output_dir, check_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ TOKENIZER_FILES = (
 REQUIRED_FILES = ("config.json", "README.md")
 _HUB_FIX = (
     "Run where the Hub is reachable, or drop --push_to_hub (the card README.md is written either way) and upload the "
-    "output directory later with `python -m hf_eliquare.publish --model_dir DIR --hub_model_id ORG/NAME`, or use "
+    "output directory later with `hf-eliquare publish --model_dir DIR --hub_model_id ORG/NAME`, or use "
     "--hub_dry_run DIR to stage the files."
 )
 
@@ -72,7 +72,7 @@ def preflight_push(hub_model_id: str | None, token: str | None = None, private: 
     """
     from huggingface_hub import get_token
 
-    from .hub import hub_endpoint, hub_offline_mode, hub_reachable
+    from . import hub_endpoint, hub_offline_mode, hub_reachable
 
     _check_repo_id(hub_model_id)
     if hub_offline_mode():
@@ -106,11 +106,7 @@ def preflight_push(hub_model_id: str | None, token: str | None = None, private: 
 def preflight_dry_run(staging_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> None:
     """Fail before training when the ``--hub_dry_run`` folder cannot be used (not empty, or inside ``model_dir``)."""
     staging = Path(staging_dir).resolve()
-    if staging.exists() and (not staging.is_dir() or any(staging.iterdir())):
-        raise OutputDirError(
-            f"The dry-run folder {str(staging_dir)!r} already exists and is not empty; pass a new folder to --hub_dry_run "
-            "or delete it."
-        )
+    check_output_dir(staging_dir, flag="--hub_dry_run", overwrite_flag=None)
     if model_dir is not None:
         model = Path(model_dir).resolve()
         if staging == model or model in staging.parents:
@@ -135,7 +131,11 @@ def upload_files(model_dir: str | os.PathLike) -> list[str]:
         )
     missing = [name for name in REQUIRED_FILES if name not in present]
     if missing:
-        fix = " Write the card first: python -m hf_eliquare.cards --model_dir DIR." if "README.md" in missing else ""
+        fix = (
+            " Write the card first: hf-eliquare card --model_dir DIR (or examples/make_card.py)."
+            if "README.md" in missing
+            else ""
+        )
         raise ConfigurationError(f"{str(model_dir)!r} lacks {', '.join(missing)}, needed on the Hub.{fix}")
     tokenizer = [name for name in TOKENIZER_FILES if name in present]
     if "tokenizer_config.json" not in tokenizer:
@@ -206,37 +206,3 @@ def push_student(
         revision=revision,
         repo_type="model",
     )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line: push (or stage) an existing student directory
-
-
-def main(argv: Sequence[str] | None = None) -> list[str]:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_eliquare.publish", description="Push a student directory (with its card) to the Hub."
-    )
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--hub_model_id", help="ORG/NAME or NAME (required unless --hub_dry_run is given).")
-    parser.add_argument("--hub_private_repo", default="true", choices=["true", "false"], help="Default: true.")
-    parser.add_argument("--hub_token", default=None, help="Default: the token of `hf auth login` or HF_TOKEN.")
-    parser.add_argument("--hub_dry_run", metavar="DIR", help="Stage the files a push would send into DIR; no upload.")
-    args = parser.parse_args(argv)
-    if args.hub_dry_run:
-        return stage_upload(args.model_dir, args.hub_dry_run)  # logs the listing
-    if not args.hub_model_id:
-        raise ConfigurationError("Pass --hub_model_id ORG/NAME to push, or --hub_dry_run DIR to stage the files only.")
-    commit = push_student(
-        args.model_dir, args.hub_model_id, private=args.hub_private_repo == "true", token=args.hub_token
-    )
-    print(getattr(commit, "commit_url", commit))
-    return upload_files(args.model_dir)
-
-
-if __name__ == "__main__":
-    from ._cli import run_main, setup_logging
-
-    setup_logging()
-    run_main(main)

@@ -1,4 +1,6 @@
-"""Hub access that fails fast and clearly when the Hub cannot be reached.
+"""The Hub room: offline checks (here), model cards (:mod:`.cards`) and publishing (:mod:`.publish`).
+
+Hub access fails fast and clearly when the Hub cannot be reached.
 
 ``from_pretrained("bert-base-multilingual-cased")`` on a machine without network retries for most
 of a minute and then raises a generic error. Before any Hub call, hf_eliquare checks: a local
@@ -13,7 +15,7 @@ import socket
 from functools import lru_cache
 from urllib.parse import urlparse
 
-from .errors import OfflineError
+from ..errors import OfflineError
 
 
 def hub_endpoint() -> str:
@@ -65,6 +67,17 @@ def require_hub(what: str, local_hint: str) -> None:
         )
 
 
+def looks_like_local_path(name_or_path: str) -> bool:
+    """The one Hub-id-vs-path rule: an existing path, or a name that can only be a path (starts with ``.``,
+    ``/`` or ``~``, or has more than one ``/``). Anything else is read as a Hub id (``name`` or ``org/name``)."""
+    return (
+        os.path.exists(name_or_path)
+        or name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or "\\" in name_or_path
+    )
+
+
 def resolve_pretrained(name_or_path: str, what: str = "model") -> str:
     """Return a local directory or a Hub id that ``from_pretrained`` can load without hanging.
 
@@ -75,8 +88,7 @@ def resolve_pretrained(name_or_path: str, what: str = "model") -> str:
         return name_or_path
     if os.path.exists(name_or_path):
         raise OfflineError(f"The {what} path {name_or_path!r} is a file; pass the directory that holds config.json.")
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if looks_like_path:
+    if looks_like_local_path(name_or_path):
         raise OfflineError(
             f"The {what} directory {name_or_path!r} does not exist. Check the path "
             "(a Hub id looks like 'bert-base-multilingual-cased' or 'org/name')."

@@ -10,7 +10,7 @@ not record is rendered as "not recorded", never guessed.
 
 Command line (re-generate the card of an existing directory, merging ``run_finetune.py`` results)::
 
-    python -m hf_eliquare.cards --model_dir DIR [--eval_results a/all_results.json b/all_results.json] [--output README.md]
+    hf-eliquare card --model_dir DIR [--eval_results a/all_results.json b/all_results.json] [--output README.md]
 """
 
 from __future__ import annotations
@@ -22,22 +22,27 @@ import math
 import os
 import re
 import statistics
-import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, DataError
+from ..errors import ConfigurationError, DataError
+from ..evaluation.tasks import find_task_type
+from ..io import write_text_atomically
+from ..runs import DistillationRun, FinetuneResult
+from . import looks_like_local_path
 
 logger = logging.getLogger(__name__)
 
 #: What the card says for a value that the run did not record.
 NOT_RECORDED = "not recorded"
 #: The run summary that ``examples/run_distill.py`` writes next to the student.
-RUN_SUMMARY_NAME = "eliquare_run.json"
+RUN_SUMMARY_NAME = DistillationRun.FILE_NAME
+#: The one copy of the card templates: ``model_cards/`` at the repository root (this is a link to it, so
+#: wheels carry the files as package data).
+TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 CARD_NAME = "README.md"
 STUDENT_TEMPLATE = "distilled_student.md"
 FINETUNED_TEMPLATE = "finetuned_task_model.md"
@@ -53,23 +58,6 @@ KNOWN_TEACHERS: dict[str, tuple[str, str]] = {
     "xlm-roberta-large": ("FacebookAI/xlm-roberta-large", "mit"),
 }
 
-#: ``all_results.json`` keys starting with ``test_`` that are bookkeeping, not metrics.
-_NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "samples", "jit_compilation_time"}
-#: Hub task type for the task names ``run_finetune.py`` uses.
-_TASK_TYPES = {
-    "ner": "token-classification",
-    "pos": "token-classification",
-    "upos": "token-classification",
-    "token-classification": "token-classification",
-    "cls": "text-classification",
-    "sib200": "text-classification",
-    "topic": "text-classification",
-    "sentiment": "text-classification",
-    "classification": "text-classification",
-    "news": "text-classification",
-    "afrisenti": "text-classification",
-    "text-classification": "text-classification",
-}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")  # ISO 639-1 (2 letters) or 639-2/3 (3 letters)
 
@@ -111,75 +99,49 @@ class EvalSummary:
 
 
 def load_eval_results(path: str | os.PathLike) -> list[EvalEntry]:
-    """Read the metrics of a ``run_finetune.py`` ``all_results.json``.
+    """The test metrics of a ``run_finetune.py`` ``all_results.json`` (:class:`~hf_eliquare.runs.FinetuneResult`),
+    one :class:`EvalEntry` per metric.
 
-    Accepted format: a JSON object in which every numeric key ``test_<metric>`` is a metric (except bookkeeping
-    such as ``test_loss`` or ``test_runtime``), and so is every numeric entry of a ``"test_metrics"`` object (what
-    run_finetune.py writes). The task is ``"task"`` (or ``"task_name"``), else the name of the file's folder; the
-    dataset is ``"dataset"`` / ``"dataset_name"`` / ``"data_source": {"dataset_name", "dataset_config_name"}`` when
-    present (else the task name); ``"seed"`` and ``"task_type"`` are optional.
+    Older and hand-written files load too: flat numeric ``test_<metric>`` keys are metrics (except bookkeeping
+    such as ``test_loss``); the task defaults to the name of the file's folder; the dataset to the task.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.is_file():
         raise DataError(
             f"Evaluation results file {str(path)!r} does not exist; pass the all_results.json written by run_finetune.py."
-        ) from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"Evaluation results file {str(path)!r} is not valid JSON ({err}).") from None
-    if not isinstance(data, Mapping):
-        raise DataError(
-            f'Evaluation results file {str(path)!r} must hold a JSON object such as {{"task": "ner", "test_f1": 0.87}}.'
         )
-    task = str(data.get("task") or data.get("task_name") or path.resolve().parent.name)
-    dataset = _results_dataset(data) or task
-    task_type = _hub_task_type(data.get("task_type"), task)
-    seed = data.get("seed")
-    metrics = {key[len("test_") :]: value for key, value in data.items() if key.startswith("test_")}
-    if isinstance(data.get("test_metrics"), Mapping):  # run_finetune.py: {"test_metrics": {"f1": …, …}}
-        metrics.pop("metrics", None)
-        metrics.update(data["test_metrics"])
-    entries = []
-    for metric, value in metrics.items():
-        if metric in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if not math.isfinite(value):
-            continue
-        entries.append(
-            EvalEntry(
-                task=task,
-                metric=metric,
-                value=float(value),
-                dataset=dataset,
-                task_type=task_type,
-                seed=seed if isinstance(seed, int) else None,
-                source=str(path),
-            )
-        )
-    if not entries:
+    try:
+        result = FinetuneResult.load(path)
+    except DataError as err:
+        raise DataError(f"Evaluation results file {err}") from None
+    metrics = result.finite_test_metrics()
+    if not metrics:
         raise DataError(
             f"Evaluation results file {str(path)!r} has no test metric: expected numeric keys such as "
             "'test_f1' or 'test_accuracy' (written by run_finetune.py with --do_predict)."
         )
-    return entries
-
-
-def _results_dataset(data: Mapping[str, Any]) -> str | None:
-    dataset = data.get("dataset") or data.get("dataset_name")
-    source = data.get("data_source")
-    if not dataset and isinstance(source, Mapping) and source.get("dataset_name"):
-        config = source.get("dataset_config_name")
-        dataset = f"{source['dataset_name']}:{config}" if config else source["dataset_name"]
-    return str(dataset) if dataset else None
+    task = str(result.task)
+    dataset = result.dataset_label or task
+    task_type = _hub_task_type(result.task_type, task)
+    seed = result.seed if isinstance(result.seed, int) else None
+    return [
+        EvalEntry(
+            task=task,
+            metric=metric,
+            value=value,
+            dataset=dataset,
+            task_type=task_type,
+            seed=seed,
+            source=str(path),
+        )
+        for metric, value in metrics.items()
+    ]
 
 
 def _hub_task_type(task_type: str | None, task: str | None) -> str:
-    """Hub task type from a run's ``task_type`` ("ner", "classification", …) or task name ("sl_ner", …)."""
-    for name in (task_type, task, (task or "").rsplit("_", 1)[-1]):
-        if name and name.lower() in _TASK_TYPES:
-            return _TASK_TYPES[name.lower()]
-    return task_type or task or "other"
+    """The Hub task type of a run, from the one task-type table (:data:`hf_eliquare.evaluation.tasks.TASK_TYPES`)."""
+    found = find_task_type(task_type, task)
+    return found.pipeline_tag if found else (task_type or task or "other")
 
 
 def summarize_eval(entries: Iterable[EvalEntry]) -> list[EvalSummary]:
@@ -278,7 +240,7 @@ def teacher_hub_id(teacher: str | None) -> str | None:
     known = _known_teacher(name)
     if known:
         return known[0]
-    if os.path.exists(name) or name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
+    if looks_like_local_path(name) or not _HUB_ID.match(name):
         return None  # a local model: there is no Hub page to link
     return name
 
@@ -368,8 +330,8 @@ class StudentCardInfo:
             )
         config = _read_json(model_dir / "config.json")
         eliquare = config.get("eliquare") or {}
-        run = _read_json(model_dir / RUN_SUMMARY_NAME)
-        names = {f.name for f in dataclasses.fields(cls)}
+        run = DistillationRun.load(model_dir) if (model_dir / RUN_SUMMARY_NAME).is_file() else DistillationRun()
+        shown = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(DistillationRun)}
         values: dict[str, Any] = {
             "model_name": model_dir.resolve().name,
             "architecture": (config.get("architectures") or [None])[0],
@@ -382,17 +344,14 @@ class StudentCardInfo:
             "teacher_layers": eliquare.get("teacher_layers"),
             "vocab_reduction": eliquare.get("vocab_reduction"),
         }
-        unknown = sorted(set(run) - names)
-        if unknown:
-            logger.info("Not shown on the card (unknown run-summary keys): %s", ", ".join(unknown))
-        values.update({key: value for key, value in run.items() if key in names and value is not None})
+        values.update({name: getattr(run, name) for name in sorted(shown) if getattr(run, name) is not None})
         values.update({key: value for key, value in overrides.items() if value is not None})
         if values.get("student_parameters") is None:
             values["student_parameters"] = count_safetensors_parameters(model_dir)
         if values.get("license") is None:
             values["license"] = teacher_license(values.get("teacher"))
         if values.get("language_name") is None and values.get("lang"):
-            from .languages import LANGUAGES
+            from ..languages import LANGUAGES
 
             known = LANGUAGES.get(values["lang"])
             values["language_name"] = known.name if known else None
@@ -431,10 +390,14 @@ class FinetunedCardInfo:
             raise ConfigurationError(
                 f"{str(model_dir)!r} holds no config.json; pass the fine-tuned model's directory."
             )
-        results = _read_json(model_dir / "all_results.json")
+        results_file = model_dir / FinetuneResult.FILE_NAME
+        result = FinetuneResult.load(results_file) if results_file.is_file() else FinetuneResult()
+        task_type = find_task_type(result.task_type, result.task)
         architecture = (config.get("architectures") or [""])[0]
         pipeline_tag = (
-            "token-classification"
+            task_type.pipeline_tag
+            if task_type
+            else "token-classification"
             if architecture.endswith("ForTokenClassification")
             else "text-classification"
             if architecture.endswith("ForSequenceClassification")
@@ -446,30 +409,27 @@ class FinetunedCardInfo:
         values: dict[str, Any] = {
             "model_name": model_dir.resolve().name,
             "pipeline_tag": pipeline_tag,
-            "labels": labels,
+            "labels": labels or ([str(label) for label in result.labels] if result.labels else None),
             "teacher": eliquare.get("teacher"),
             "student_num_layers": config.get("num_hidden_layers"),
-            "base_model": results.get("model_name_or_path"),
-            "task": results.get("task"),
-            "dataset": _results_dataset(results),
-            "lang": results.get("lang") or results.get("language"),
-            "seed": results.get("seed"),
-            "license": results.get("license"),
+            "base_model": result.model_name_or_path,
+            "task": result.task if results_file.is_file() else None,
+            "dataset": result.dataset_label,
+            "lang": result.lang,
+            "seed": result.seed,
+            "license": result.license,
+            "num_train_epochs": result.num_train_epochs,
+            "learning_rate": result.learning_rate,
+            "per_device_train_batch_size": result.per_device_train_batch_size,
         }
-        for key in ("num_train_epochs", "learning_rate", "per_device_train_batch_size"):
-            values[key] = results.get(key)
-        if values["num_train_epochs"] is None:
-            values["num_train_epochs"] = results.get("epochs")
-        if values["labels"] is None and isinstance(results.get("labels"), list):
-            values["labels"] = [str(label) for label in results["labels"]]
-        if (model_dir / "all_results.json").is_file():
+        if results_file.is_file():
             try:
-                values["eval_results"] = load_eval_results(model_dir / "all_results.json")
+                values["eval_results"] = load_eval_results(results_file)
             except DataError:
                 pass  # trained but not tested: the card says so
         values.update({key: value for key, value in overrides.items() if value is not None})
         if values.get("language_name") is None and values.get("lang"):
-            from .languages import LANGUAGES
+            from ..languages import LANGUAGES
 
             known = LANGUAGES.get(values["lang"])
             values["language_name"] = known.name if known else None
@@ -481,19 +441,14 @@ class FinetunedCardInfo:
 
 
 def load_template(name: str) -> str:
-    """Text of a card template: ``model_cards/<name>`` of a source checkout, else the copy packaged with hf_eliquare."""
-    here = Path(__file__).resolve()
-    if here.parent.parent.name == "src":  # running from a source checkout (editable install)
-        checkout = here.parents[2] / "model_cards" / name
-        if checkout.is_file():
-            return checkout.read_text(encoding="utf-8")
-    packaged = resources.files("hf_eliquare").joinpath("model_cards", name)
-    if not packaged.is_file():
+    """Text of a card template from :data:`TEMPLATE_DIR` (the repository's ``model_cards/``)."""
+    path = TEMPLATE_DIR / name
+    if not path.is_file():
         raise ConfigurationError(
-            f"Card template {name!r} not found in model_cards/ nor in the installed package; reinstall hf_eliquare "
+            f"Card template {name!r} not found in {str(TEMPLATE_DIR)!r}; reinstall hf_eliquare "
             "(`pip install -e .`) or pass template_path=."
         )
-    return packaged.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
 
 
 def _show(value: Any) -> str:
@@ -554,7 +509,7 @@ def _language_label(info: StudentCardInfo | FinetunedCardInfo) -> str:
 
 
 def _generator() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"hf_eliquare {__version__}"
 
@@ -725,18 +680,6 @@ def validate_card_locally(card) -> None:
 # Writing
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def is_finetuned_dir(model_dir: str | os.PathLike) -> bool:
     """Whether the directory holds a task model (token / sequence classification head) rather than an MLM."""
     config = _read_json(Path(model_dir) / "config.json")
@@ -769,7 +712,7 @@ def write_model_card(
         card = render_student_card(info, template_path=template_path)
     validate_card_locally(card)
     path = Path(output) if output else Path(model_dir) / CARD_NAME
-    _write_atomically(path, str(card))
+    write_text_atomically(path, str(card))
     logger.info("Wrote the model card %s", path)
     return path
 
@@ -781,65 +724,3 @@ def write_student_card(
     if is_finetuned_dir(model_dir):
         raise ConfigurationError(f"{str(model_dir)!r} holds a fine-tuned task model, not a distilled student.")
     return write_model_card(model_dir, eval_results=eval_results, **overrides)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-@dataclass
-class CardArguments:
-    """Arguments of ``python -m hf_eliquare.cards`` / ``examples/make_card.py``."""
-
-    model_dir: str = field(
-        metadata={"help": "Directory of the student (or fine-tuned model): config.json, weights, eliquare_run.json."}
-    )
-    eval_results: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "all_results.json files of run_finetune.py to merge (every numeric 'test_*' key is a metric)."
-        },
-    )
-    output: str | None = field(
-        default=None, metadata={"help": "Where to write the card (default: MODEL_DIR/README.md)."}
-    )
-    lang: str | None = field(
-        default=None, metadata={"help": "Language code, when the run summary does not record it."}
-    )
-    license: str | None = field(
-        default=None, metadata={"help": "License id, overriding the one inherited from the teacher."}
-    )
-    hub_model_id: str | None = field(
-        default=None, metadata={"help": "Hub id (ORG/NAME) used as title and in the loading snippet."}
-    )
-    template: str | None = field(default=None, metadata={"help": "A custom Jinja template instead of model_cards/."})
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(CardArguments)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
-        (args,) = loader(os.path.abspath(argv[0]))
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
-    path = write_model_card(
-        args.model_dir,
-        eval_results=args.eval_results,
-        output=args.output,
-        template_path=args.template,
-        lang=args.lang,
-        license=args.license,
-        hub_model_id=args.hub_model_id,
-    )
-    print(path)
-    return path
-
-
-if __name__ == "__main__":
-    from ._cli import run_main, setup_logging
-
-    setup_logging()
-    run_main(main)

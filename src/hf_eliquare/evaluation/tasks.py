@@ -14,12 +14,67 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigurationError
-from .metrics import MAIN_METRIC
+from ..errors import ConfigurationError
 
 #: Where the offline data copy lives by default: ``../shared/data`` beside the project root.
 #: Override with the environment variable ``ELIQUARE_SHARED_DATA``.
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """What a kind of task is, for everyone: readers, features, metrics, the table and the cards."""
+
+    name: str  # "ner" | "pos" | "classification" (``--task_type``)
+    main_metric: str  # picks the best checkpoint and fills the table
+    token_level: bool  # one label per word (token classification) or per text
+    pipeline_tag: str  # the Hub's task type on cards
+    aliases: tuple[str, ...] = ()  # other names results files use for this kind of task
+
+
+#: The one task-type table.
+TASK_TYPES: dict[str, TaskType] = {
+    t.name: t
+    for t in (
+        TaskType("ner", "f1", True, "token-classification", ("token-classification",)),
+        TaskType("pos", "accuracy", True, "token-classification", ("upos",)),
+        TaskType(
+            "classification",
+            "accuracy",
+            False,
+            "text-classification",
+            ("text-classification", "cls", "topic", "sentiment", "news", "sib200", "afrisenti"),
+        ),
+    )
+}
+#: The main metric per task type (a view of :data:`TASK_TYPES`).
+MAIN_METRIC: dict[str, str] = {name: t.main_metric for name, t in TASK_TYPES.items()}
+TOKEN_TASKS: tuple[str, ...] = tuple(name for name, t in TASK_TYPES.items() if t.token_level)
+
+
+def get_task_type(name: str) -> TaskType:
+    """The :class:`TaskType` called ``name`` (or one of its aliases); raises naming the known ones."""
+    found = find_task_type(task_type=name)
+    if found is None:
+        raise ConfigurationError(f"Unknown task type {name!r}; use one of {', '.join(TASK_TYPES)}.")
+    return found
+
+
+def find_task_type(task_type: str | None = None, task: str | None = None) -> TaskType | None:
+    """The task type of a run from its recorded ``task_type``, else its registered ``task``, else a task
+    name that is itself a type or an alias (``"ner"``, ``"sib200"``). ``None`` when none says it."""
+    for name in (task_type, task):
+        if not name:
+            continue
+        key = name.lower()
+        if key in TASK_TYPES:
+            return TASK_TYPES[key]
+        if name in TASKS:
+            return TASK_TYPES[TASKS[name].task_type]
+        for candidate in TASK_TYPES.values():
+            if key in candidate.aliases:
+                return candidate
+    return None
 
 
 def shared_data_dir() -> Path:

@@ -3,7 +3,7 @@
 ``evaluate.load("seqeval")`` fetches a script from the Hub, so it fails without network. Here the
 ``seqeval`` package is called directly for NER, and accuracy / F1 for tagging and classification are a
 few lines of counting. All functions take *word-level* (or example-level) string labels: the
-sub-word handling is done before (see :mod:`hf_eliquare.finetune`).
+sub-word handling is done before (see :mod:`hf_eliquare.evaluation.features`).
 
 The paper's metrics (and the keys written to ``all_results.json``):
 
@@ -19,10 +19,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .errors import ConfigurationError
-
-#: The metric that picks the best checkpoint and fills the table, per task type.
-MAIN_METRIC = {"ner": "f1", "pos": "accuracy", "classification": "accuracy"}
+from ..errors import ConfigurationError
+from .tasks import MAIN_METRIC
 
 
 def _check_lengths(gold: Sequence, pred: Sequence) -> None:

@@ -1,0 +1,128 @@
+"""The one way hf_eliquare loads a model or a tokenizer given by name: path or Hub id, checked.
+
+Every command and :class:`~hf_eliquare.DistillationTrainer` go through here, so the Hub-id-vs-path rule
+(:func:`hf_eliquare.hub.resolve_pretrained`), the offline fast failure and the checks below are the same
+everywhere:
+
+* a directory without tokenizer files is refused (transformers 5 would build a 5-token tokenizer on its
+  own, and everything would be ``[UNK]``);
+* a tokenizer larger than the model's vocabulary is refused (they do not belong together);
+* unreadable weights or a broken ``config.json`` become one clear error naming the file, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import ConfigurationError
+from .hub import resolve_pretrained
+
+#: Files ``save_pretrained`` writes for a tokenizer; a local directory needs at least one of these.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, *, role: str = "model", flag: str | None = None, **kwargs: Any):
+    """``AutoTokenizer.from_pretrained`` behind the checks of the module docstring."""
+    from transformers import AutoTokenizer
+
+    name = str(name_or_path)
+    path = resolve_pretrained(name, f"{role} tokenizer" if role != "tokenizer" else "tokenizer")
+    fix = f"Save the tokenizer there (tokenizer.save_pretrained(DIR)){f', or pass it with {flag}' if flag else ''}."
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in TOKENIZER_FILES):
+        raise ConfigurationError(
+            f"The {role} directory {name!r} holds no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, …). {fix}"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ConfigurationError(f"No usable tokenizer in {name!r} ({_first_line(err)}). {fix}") from None
+
+
+def check_tokenizer_matches(tokenizer, vocab_size: int, role: str = "model") -> None:
+    """Refuse a tokenizer that produces ids the model has no embedding for."""
+    if len(tokenizer) > vocab_size:
+        raise ConfigurationError(
+            f"The tokenizer has {len(tokenizer)} tokens but the {role}'s vocabulary has {vocab_size}: they do not "
+            f"belong together. Use the {role}'s own tokenizer."
+        )
+
+
+def load_config(name_or_path: str | os.PathLike, *, role: str = "model", **kwargs: Any):
+    """``AutoConfig.from_pretrained`` with a clear error for a missing or broken ``config.json``."""
+    from transformers import AutoConfig
+
+    name = str(name_or_path)
+    path = resolve_pretrained(name, role)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise ConfigurationError(
+            f"The {role} directory {name!r} holds no config.json, so it is not a saved model. Pass the directory "
+            "that save_pretrained() wrote."
+        )
+    try:
+        return AutoConfig.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigurationError(
+            f"The {role}'s config.json in {name!r} cannot be read ({_first_line(err)}): the file is corrupt or not a "
+            "transformers config. Re-download or re-save the model."
+        ) from None
+
+
+def load_model(name_or_path: str | os.PathLike, model_class: Any = None, *, role: str = "model", **kwargs: Any):
+    """``model_class.from_pretrained`` (default: the class named in ``config.architectures``, else
+    ``AutoModel``) with the Hub-id-vs-path rule and a clear error for corrupt files."""
+    import transformers
+
+    name = str(name_or_path)
+    config = load_config(name, role=role, **{k: v for k, v in kwargs.items() if k == "cache_dir"})
+    path = resolve_pretrained(name, role)
+    if model_class is None:
+        model_class = next(
+            (getattr(transformers, a) for a in config.architectures or [] if hasattr(transformers, a)),
+            transformers.AutoModel,
+        )
+    try:
+        return model_class.from_pretrained(path, **kwargs)
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError) as err:
+        raise ConfigurationError(
+            f"The {role} weights in {name!r} cannot be loaded ({_first_line(err)}): a file is truncated or corrupt. "
+            "Re-download or re-save the model."
+        ) from None
+
+
+def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir: str | None = None):
+    """The distillation teacher (a supported ``*ForMaskedLM`` with its MLM head) and its tokenizer, checked
+    against each other. The model is checked first: a wrong model is the likelier mistake."""
+    from .student import load_masked_lm
+
+    load_config(name_or_path, role="teacher", cache_dir=cache_dir)  # a broken config.json, named
+    path = resolve_pretrained(name_or_path, "teacher model")
+    try:
+        teacher = load_masked_lm(path, "teacher", cache_dir=cache_dir)
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError) as err:
+        raise ConfigurationError(
+            f"The teacher weights in {name_or_path!r} cannot be loaded ({_first_line(err)}): a file is truncated or "
+            "corrupt. Re-download or re-save the teacher."
+        ) from None
+    tokenizer = load_tokenizer(
+        tokenizer_name or name_or_path, role="teacher", flag="--tokenizer_name", cache_dir=cache_dir
+    )
+    check_tokenizer_matches(tokenizer, teacher.config.vocab_size, "teacher")
+    return teacher, tokenizer

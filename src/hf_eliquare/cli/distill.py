@@ -357,6 +357,45 @@ def _hardware(training_args) -> str:
     return f"{training_args.world_size} process(es) on CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def summarize(
+    begun: Start, model_args, data_args, training_args, trainer, metrics, runtime, sentences, counts, student
+) -> DistillationRun:
+    """The run summary (``eliquare_run.json``) of a finished run."""
+    train_dataset, eval_dataset = trainer.train_dataset, trainer.eval_dataset
+    return DistillationRun(
+        lang=begun.language.code,
+        language_name=begun.language.name,
+        teacher=model_args.teacher_model_name_or_path,
+        alpha_ce=training_args.alpha_ce,
+        alpha_mlm=training_args.alpha_mlm,
+        alpha_cos=training_args.alpha_cos,
+        temperature=training_args.temperature,
+        restrict_ce_to_mask=training_args.restrict_ce_to_mask,
+        mlm_probability=training_args.mlm_probability,
+        mlm_smoothing=training_args.mlm_smoothing,
+        dataset=corpus_description(data_args, begun.language)[1],
+        train_sentences=len(sentences["train"]),
+        train_sequences=len(train_dataset),
+        validation_sequences=len(eval_dataset),
+        train_tokens=int(counts.sum()),
+        vocab_reduction_stage=data_args.vocab_reduction,
+        num_train_epochs=training_args.num_train_epochs,
+        global_steps=trainer.state.global_step,
+        per_device_train_batch_size=training_args.per_device_train_batch_size,
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+        learning_rate=training_args.learning_rate,
+        num_processes=training_args.world_size,
+        precision="bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        hardware=_hardware(training_args),
+        train_runtime_s=round(runtime, 1),
+        best_eval_loss=trainer.state.best_metric,
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        student_parameters=student.num_parameters(),
+        seed=training_args.seed,
+        metrics=metrics,
+    )
+
+
 def save(student, tokenizer, run: DistillationRun, language: Language, training_args) -> None:
     """Student, tokenizer, run summary and card into a temporary directory, moved beside the checkpoints with
     the weights and ``config.json`` last."""
@@ -425,39 +464,10 @@ def run_distillation(
             best_student, final_tokenizer = reduce(
                 best_student, tokenizer, sentence_counts, data_args, "post-distillation, student"
             )
-        run = DistillationRun(
-            lang=begun.language.code,
-            language_name=begun.language.name,
-            teacher=model_args.teacher_model_name_or_path,
-            alpha_ce=training_args.alpha_ce,
-            alpha_mlm=training_args.alpha_mlm,
-            alpha_cos=training_args.alpha_cos,
-            temperature=training_args.temperature,
-            restrict_ce_to_mask=training_args.restrict_ce_to_mask,
-            mlm_probability=training_args.mlm_probability,
-            mlm_smoothing=training_args.mlm_smoothing,
-            dataset=corpus_description(data_args, begun.language)[1],
-            train_sentences=len(sentences["train"]),
-            train_sequences=len(train_dataset),
-            validation_sequences=len(eval_dataset),
-            train_tokens=int(counts.sum()),
-            vocab_reduction_stage=data_args.vocab_reduction,
-            num_train_epochs=training_args.num_train_epochs,
-            global_steps=trainer.state.global_step,
-            per_device_train_batch_size=training_args.per_device_train_batch_size,
-            gradient_accumulation_steps=training_args.gradient_accumulation_steps,
-            learning_rate=training_args.learning_rate,
-            num_processes=training_args.world_size,
-            precision="bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-            hardware=_hardware(training_args),
-            train_runtime_s=round(runtime, 1),
-            best_eval_loss=trainer.state.best_metric,
-            best_checkpoint=trainer.state.best_model_checkpoint,
-            student_parameters=best_student.num_parameters(),
-            teacher_parameters=teacher_parameters,
-            seed=training_args.seed,
-            metrics=metrics,
+        run = summarize(
+            begun, model_args, data_args, training_args, trainer, metrics, runtime, sentences, counts, best_student
         )
+        run.teacher_parameters = teacher_parameters
         save(best_student, final_tokenizer, run, begun.language, training_args)
         publish(begun, data_args, training_args)
     trainer.accelerator.wait_for_everyone()

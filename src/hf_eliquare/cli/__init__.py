@@ -87,7 +87,8 @@ def _parser(dataclass_types, prog: str | None):
         def error(self, message):  # noqa: D401 (argparse API)
             raise ConfigurationError(f"{message}. See `{self.prog} --help` for the accepted flags.")
 
-    return Parser(dataclass_types, prog=prog)
+    # allow_abbrev=False: a misspelled or shortened flag (--learning_rat) is an error, never a silent guess.
+    return Parser(dataclass_types, prog=prog, allow_abbrev=False)
 
 
 def parse_args(dataclass_types, argv: Sequence[str] | None = None, prog: str | None = None):

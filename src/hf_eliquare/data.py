@@ -62,6 +62,17 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+def _likely_encoding(path: str) -> str:
+    """For the conversion hint: UTF-16 when the file starts with its byte-order mark, else a Latin-2 guess."""
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            head = handle.read(2)
+    except (OSError, EOFError):
+        return "LATIN2"
+    return "UTF-16" if head in (b"\xff\xfe", b"\xfe\xff") else "LATIN2"
+
+
 def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Iterator[str]:
     """The non-empty lines (stripped) of a plain or ``.gz`` UTF-8 text file, read once, streaming.
 
@@ -89,7 +100,7 @@ def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Ite
     except UnicodeDecodeError as err:
         raise DataError(
             f"{role} {path!r} is not valid UTF-8 (near line {line_number + 1}: {err.reason}). "
-            "Convert it first, e.g. `iconv -f LATIN2 -t UTF-8 in.txt > out.txt`."
+            f"Convert it first, e.g. `iconv -f {_likely_encoding(path)} -t UTF-8 in.txt > out.txt`."
         ) from None
     if not has_text:
         raise DataError(
@@ -98,17 +109,47 @@ def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Ite
         )
 
 
-def _text_file_rows(paths: list[str], stamps: list[tuple[int, int]]):
+#: Corpus files read as one JSON object per line (the text in ``text_column``), plain or ``.gz``.
+JSON_LINES_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+
+
+def iter_corpus_file(path: str | os.PathLike, text_column: str = "text", role: str = "Training file") -> Iterator[str]:
+    """The texts of one corpus file: the non-empty lines of a text file (:func:`iter_text_lines`), or the
+    ``text_column`` of each object of a JSON-lines file (never the raw JSON). A line that is not an object
+    with that column raises :class:`DataError` with file and line."""
+    if not str(path).lower().endswith(JSON_LINES_SUFFIXES):
+        yield from iter_text_lines(path, role=role)
+        return
+    import json
+
+    for line_number, line in enumerate(iter_text_lines(path, role=role), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: non-empty line {line_number} is not valid JSON ({err.msg}).") from None
+        if not isinstance(row, dict) or text_column not in row:
+            columns = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise DataError(
+                f"{path}: non-empty line {line_number} has no {text_column!r} field ({columns}). Name the text "
+                "field with --text_column."
+            )
+        text = row[text_column]
+        if isinstance(text, str) and text.strip():
+            yield text.strip()
+
+
+def _text_file_rows(paths: list[str], stamps: list[tuple[int, int]], text_column: str = "text"):
     # ``stamps`` (size, mtime) only make the datasets cache key change when a file changes.
     for path in paths:
-        for line in iter_text_lines(path):
-            yield {"text": line}
+        for text in iter_corpus_file(path, text_column):
+            yield {"text": text}
 
 
-def load_text_files(paths: Sequence[str]) -> Dataset:
-    """One example per non-empty line of the given text files (plain or ``.gz``), column ``text``.
+def load_text_files(paths: Sequence[str], text_column: str = "text") -> Dataset:
+    """One example per non-empty line of the given text files (plain or ``.gz``), column ``text``; for
+    JSON-lines files (.jsonl, .json, also gzipped) the ``text_column`` field of each line.
 
-    The files are read once, through :func:`iter_text_lines`, into a cached ``datasets`` table.
+    The files are read once, through :func:`iter_corpus_file`, into a cached ``datasets`` table.
     """
     if isinstance(paths, str):
         paths = [paths]
@@ -122,7 +163,9 @@ def load_text_files(paths: Sequence[str]) -> Dataset:
 
     stamps = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
     try:
-        return Dataset.from_generator(_text_file_rows, gen_kwargs={"paths": paths, "stamps": stamps})
+        return Dataset.from_generator(
+            _text_file_rows, gen_kwargs={"paths": paths, "stamps": stamps, "text_column": text_column}
+        )
     except DatasetGenerationError as err:
         if isinstance(err.__cause__, DataError):
             raise err.__cause__ from None
@@ -246,7 +289,8 @@ def load_sentence_splits(
     is in both splits, and so a reduced tokenizer can re-tokenise the same split.
     """
     if train_files:
-        corpus = load_text_files(train_files)
+        corpus = load_text_files(train_files, text_column=text_column)
+        text_column = "text"
     elif wikipedia_config:
         corpus = load_wikipedia(wikipedia_config, cache_dir=cache_dir)
     else:

@@ -12,6 +12,7 @@ everywhere:
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -33,6 +34,39 @@ TOKENIZER_FILES = (
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
+
+
+def safetensors_problem(file: str | os.PathLike) -> str | None:
+    """``None`` when the safetensors header parses and the file is as long as the header says, else why not."""
+    import struct
+
+    try:
+        size = os.path.getsize(file)
+        with open(file, "rb") as handle:
+            (header_length,) = struct.unpack("<Q", handle.read(8))
+            if header_length > size:
+                return "is truncated (shorter than its header)"
+            header = json.loads(handle.read(header_length))
+    except (OSError, struct.error, ValueError) as err:
+        return f"is unreadable ({type(err).__name__})"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if size < 8 + header_length + end:
+        return f"is truncated ({size} of {8 + header_length + end} bytes)"
+    return None
+
+
+def check_weight_files(path: str, name: str, role: str) -> None:
+    """Refuse truncated or corrupt safetensors weights in a local model directory before loading them."""
+    if not os.path.isdir(path):
+        return
+    for file in sorted(os.listdir(path)):
+        if file.endswith(".safetensors"):
+            problem = safetensors_problem(os.path.join(path, file))
+            if problem:
+                raise ConfigurationError(
+                    f"The {role} weights {file} in {name!r} cannot be loaded: the file {problem}, i.e. truncated or "
+                    "corrupt. Re-download or re-save the model."
+                )
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, *, role: str = "model", flag: str | None = None, **kwargs: Any):
@@ -94,6 +128,7 @@ def load_model(name_or_path: str | os.PathLike, model_class: Any = None, *, role
             (getattr(transformers, a) for a in config.architectures or [] if hasattr(transformers, a)),
             transformers.AutoModel,
         )
+    check_weight_files(path, name, role)
     try:
         return model_class.from_pretrained(path, **kwargs)
     except ConfigurationError:
@@ -112,6 +147,7 @@ def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir
 
     load_config(name_or_path, role="teacher", cache_dir=cache_dir)  # a broken config.json, named
     path = resolve_pretrained(name_or_path, "teacher model")
+    check_weight_files(path, name_or_path, "teacher")
     try:
         teacher = load_masked_lm(path, "teacher", cache_dir=cache_dir)
     except ConfigurationError:

@@ -47,6 +47,15 @@ def _mlm_head_bypassed(model: PreTrainedModel):
         setattr(model, attribute, head)
 
 
+def _check_has_labels(batch) -> None:
+    if "labels" not in batch:
+        raise ConfigurationError(
+            "The training batches have no 'labels' (the masked positions): pass "
+            "data_collator=DataCollatorForDistillation(tokenizer, token_probs) to DistillationTrainer "
+            "(see hf_eliquare.masking), or a collator of your own that masks and sets 'labels'."
+        )
+
+
 class DistillationTrainer(Trainer):
     """Trains ``model`` (the student) to imitate ``teacher_model`` with DistilBERT's triple loss.
 
@@ -77,8 +86,11 @@ class DistillationTrainer(Trainer):
         callbacks=None,
         **kwargs,
     ):
-        if args is None:
-            args = DistillationTrainingArguments(output_dir="distilled-student")
+        if args is None:  # the Trainer would create a default output directory in the working directory
+            raise ConfigurationError(
+                "DistillationTrainer needs args=DistillationTrainingArguments(output_dir=...): where checkpoints "
+                "and the student go (and the alphas, temperature, …)."
+            )
         if not isinstance(args, DistillationTrainingArguments):
             raise ConfigurationError(
                 "DistillationTrainer needs DistillationTrainingArguments (alphas, temperature, …)."
@@ -104,6 +116,14 @@ class DistillationTrainer(Trainer):
                 f"alpha_cos > 0 needs equal hidden sizes (teacher {teacher_model.config.hidden_size}, student "
                 f"{model.config.hidden_size}). Set alpha_cos=0 or use a student of the teacher's width."
             )
+        if args.eval_strategy != "no" and eval_dataset is None:
+            raise ConfigurationError(
+                f"args.eval_strategy is {str(args.eval_strategy)!r} (and load_best_model_at_end="
+                f"{args.load_best_model_at_end} keeps the best validation checkpoint) but no eval_dataset was given. "
+                "Pass eval_dataset=..., or set eval_strategy='no' and load_best_model_at_end=False."
+            )
+        if args.dataloader_pin_memory and not torch.cuda.is_available():
+            args.dataloader_pin_memory = False  # pinning needs an accelerator; on CPU it only warns every run
         super().__init__(
             model=model,
             args=args,
@@ -136,6 +156,7 @@ class DistillationTrainer(Trainer):
         batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
         counts = torch.zeros(2, dtype=torch.long, device=device)
         for batch in batch_samples:
+            _check_has_labels(batch)
             counts[0] += batch["attention_mask"].sum().to(device)
             counts[1] += (batch["labels"] != -100).sum().to(device)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
@@ -145,6 +166,7 @@ class DistillationTrainer(Trainer):
     # ------------------------------------------------------------------ the loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
+        _check_has_labels(inputs)
         labels = inputs["labels"]
         attention_mask = inputs["attention_mask"]
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}

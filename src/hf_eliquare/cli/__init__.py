@@ -120,9 +120,20 @@ def parse_args(dataclass_types, argv: Sequence[str] | None = None, prog: str | N
         except EliquareError:
             raise
         except (ValueError, TypeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigurationError(f"Invalid arguments: {first}") from None
+            raise ConfigurationError(_explain(err)) from None
     return tuple(outputs)
+
+
+def _explain(err: BaseException) -> str:
+    """One line for a value a dataclass refused in ``__post_init__`` (TrainingArguments' own checks)."""
+    text = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip()) or type(err).__name__
+    if "load_best_model_at_end" in text:
+        text += (
+            ". The best validation checkpoint is kept by default (--load_best_model_at_end true), which needs "
+            "--eval_strategy and --save_strategy to be the same (and --eval_steps/--save_steps to agree): pass "
+            "both with the same value, or --load_best_model_at_end false"
+        )
+    return f"Invalid arguments: {text.rstrip('.')}."
 
 
 def _commands() -> dict[str, tuple[str, str]]:

@@ -18,8 +18,12 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 
     The Trainer writes a checkpoint in place and ``trainer_state.json`` last, so a run killed while
     saving leaves a newer, incomplete checkpoint; resuming from it would fail or silently restart the
-    schedule. Such checkpoints are skipped with a warning.
+    schedule. Such checkpoints — and ones whose files are truncated or corrupt
+    (:func:`~hf_eliquare.cli.checks.checkpoint_problem`) — are skipped with a warning that names the one
+    the run falls back to.
     """
+    from .checks import checkpoint_problem
+
     steps = []
     for name in os.listdir(output_dir):
         match = _CHECKPOINT.fullmatch(name)
@@ -27,7 +31,8 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
             steps.append((int(match.group(1)), name))
     for _, name in sorted(steps, reverse=True):
         path = os.path.join(output_dir, name)
-        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+        problem = checkpoint_problem(path)
+        if problem is None:
             return path
-        logger.warning("Skipping %s: it was not written completely (no trainer_state.json).", path)
+        logger.warning("Skipping %s: it cannot be resumed from (%s); trying the previous checkpoint.", path, problem)
     return None

@@ -22,7 +22,7 @@ import torch
 from ..config import DistillationTrainingArguments
 from ..data import load_sentence_splits, token_counts, tokenize_splits
 from ..errors import ConfigurationError
-from ..io import atomic_output_dir, check_output_dir, check_writable
+from ..io import atomic_output_dir, check_output_dir, check_writable, holds_finished_model
 from ..languages import LANGUAGES, Language, get_language
 from ..masking import DataCollatorForDistillation, mlm_token_probs
 from ..runs import DistillationRun
@@ -38,6 +38,13 @@ from ..vocab import VocabSelection
 from . import parse_args as parse_cli_args
 from . import setup_logging
 from .checkpoints import last_complete_checkpoint
+from .checks import (
+    check_input_files,
+    check_probability,
+    check_resume_checkpoint,
+    check_sample_limits,
+    check_training_flags,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +152,12 @@ def resolve_language(data_args: DataArguments) -> Language:
 
 
 def check_output_dir_for_run(model_args: ModelArguments, training_args: DistillationTrainingArguments) -> str | None:
-    """The output-directory policy for distillation; returns the checkpoint to resume from, if any."""
+    """The output-directory policy for distillation; returns the checkpoint to resume from, if any.
+
+    A directory with checkpoints but no finished model is an interrupted run: it is resumed from its last
+    complete checkpoint, with or without ``--overwrite_output_dir`` (which only allows replacing a finished
+    model), so re-running a killed command never starts over.
+    """
     out = training_args.output_dir
     check_output_dir(
         out,
@@ -155,13 +167,40 @@ def check_output_dir_for_run(model_args: ModelArguments, training_args: Distilla
     )
     check_writable(out)
     if training_args.resume_from_checkpoint:
+        check_resume_checkpoint(training_args.resume_from_checkpoint)
         return training_args.resume_from_checkpoint
-    if os.path.isdir(out) and not training_args.overwrite_output_dir:
+    if os.path.isdir(out) and not holds_finished_model(out):
         last = last_complete_checkpoint(out)
         if last is not None:
             logger.info("Resuming from the last checkpoint in the output directory: %s", last)
         return last
     return None
+
+
+def check_flags(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Flag values that are wrong whatever the model and the text (see :mod:`hf_eliquare.cli.checks`)."""
+    check_training_flags(training_args)
+    check_probability("--mask_replace_prob", training_args.mask_replace_prob)
+    check_probability("--random_replace_prob", training_args.random_replace_prob)
+    if training_args.mask_replace_prob + training_args.random_replace_prob > 1:
+        raise ConfigurationError(
+            f"--mask_replace_prob {training_args.mask_replace_prob} + --random_replace_prob "
+            f"{training_args.random_replace_prob} exceed 1 (the rest of the chosen tokens stay unchanged; BERT: 0.8 + 0.1)."
+        )
+    if not 0 < data_args.validation_split <= 0.5:
+        raise ConfigurationError(
+            f"--validation_split must be in (0, 0.5] (the share of sentences held out for validation; the paper: "
+            f"0.1), got {data_args.validation_split}."
+        )
+    check_sample_limits(max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples)
+    if data_args.min_seq_length > data_args.max_seq_length:
+        raise ConfigurationError(
+            f"--min_seq_length {data_args.min_seq_length} is above --max_seq_length {data_args.max_seq_length}: "
+            "every sequence would be dropped. Lower --min_seq_length or raise --max_seq_length."
+        )
+    if model_args.num_student_layers < 1:
+        raise ConfigurationError(f"--num_student_layers must be at least 1, got {model_args.num_student_layers}.")
+    check_input_files("--train_file", data_args.train_file or [])
 
 
 def _preflight_publishing(data_args: DataArguments, training_args: DistillationTrainingArguments):
@@ -181,8 +220,10 @@ def _preflight_publishing(data_args: DataArguments, training_args: DistillationT
 
 
 def start(model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments) -> Start:
-    """Everything checkable before loading a model or reading text: language, output directory, publishing."""
+    """Everything checkable before loading a model or reading text: language, flags, input files, output
+    directory and checkpoint, publishing."""
     language = resolve_language(data_args)
+    check_flags(model_args, data_args, training_args)
     resume_from = check_output_dir_for_run(model_args, training_args)
     push, private, hub_token = _preflight_publishing(data_args, training_args)
     return Start(language, resume_from, push, private, hub_token)

@@ -133,7 +133,8 @@ def tokenize_token_examples(
         rows["token_type_ids"] = []
     for j, (i, s, e) in enumerate(windows):
         wids = wenc.word_ids(j)
-        word_labels = [label2id[l] for l in examples[i]["labels"][s:e]]
+        # a label the training split does not have is no output class: ignored by the loss, an error in the metrics
+        word_labels = [label2id.get(l, IGNORE_INDEX) for l in examples[i]["labels"][s:e]]
         rows["input_ids"].append(wenc["input_ids"][j])
         rows["attention_mask"].append(wenc["attention_mask"][j])
         if has_tt:
@@ -187,5 +188,5 @@ def tokenize_classification_examples(examples: list[dict], tokenizer, label2id: 
         )
     enc = tokenizer(texts, truncation=True, max_length=max_seq_length)
     rows = {k: enc[k] for k in enc.keys()}
-    rows["labels"] = [label2id[ex["label"]] for ex in examples]
+    rows["labels"] = [label2id.get(ex["label"], IGNORE_INDEX) for ex in examples]  # unseen: ignored by the loss
     return Dataset.from_dict(rows), n_long

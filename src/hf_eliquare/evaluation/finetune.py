@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -161,8 +162,13 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
     return task_type, task, raw, source
 
 
-def _cap(examples: list[dict], n: int | None) -> list[dict]:
-    return examples if n is None else examples[:n]
+def _cap(examples: list[dict], n: int | None, seed: int) -> list[dict]:
+    """At most ``n`` examples, drawn at random with ``seed`` and kept in file order (the first ``n`` rows of a
+    label-sorted file would all have one label)."""
+    if n is None or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
 
 
 def capped_warmup_steps(warmup_steps: float, total_steps: int, max_fraction: float) -> float:
@@ -219,10 +225,11 @@ def prepare_data(data_args: FinetuneDataArguments) -> _Prepared:
     """Read the splits, fill the missing ones, apply the sample caps and build the label set."""
     task_type, task, raw, source = resolve_data(data_args)
     splits, split_info = fill_missing_splits(raw, seed=data_args.split_seed)
+    seed = data_args.split_seed
     splits = {
-        "train": _cap(splits["train"], data_args.max_train_samples),
-        "validation": _cap(splits["validation"], data_args.max_eval_samples),
-        "test": _cap(splits["test"], data_args.max_test_samples),
+        "train": _cap(splits["train"], data_args.max_train_samples, seed),
+        "validation": _cap(splits["validation"], data_args.max_eval_samples, seed),
+        "test": _cap(splits["test"], data_args.max_test_samples, seed),
     }
     split_info["used"] = {s: len(v) for s, v in splits.items()}
     logger.info(
@@ -323,6 +330,52 @@ def _write_predictions(path: Path, data: _Prepared, predictions: list) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def check_start(
+    model_args: FinetuneModelArguments, data_args: FinetuneDataArguments, training_args: FinetuneTrainingArguments
+):
+    """Everything checkable before the data are read and the weights loaded; returns the tokenizer.
+
+    Flags, the output directory (policy of :mod:`hf_eliquare.io`, writable, not the model's directory), the
+    input files, the model's ``config.json`` and tokenizer files (present, vocabularies matching) and
+    ``--max_seq_length`` against the model's position embeddings.
+    """
+    from ..cli.checks import check_input_files, check_sample_limits, check_training_flags
+    from ..io import check_writable
+    from ..loading import check_tokenizer_matches, load_config, load_tokenizer
+
+    if not training_args.output_dir:
+        raise ConfigurationError("Pass --output_dir.")
+    check_training_flags(training_args)
+    check_sample_limits(
+        max_train_samples=data_args.max_train_samples,
+        max_eval_samples=data_args.max_eval_samples,
+        max_test_samples=data_args.max_test_samples,
+    )
+    check_output_dir(
+        training_args.output_dir,
+        overwrite=training_args.overwrite_output_dir,
+        inputs=[model_args.model_name_or_path, model_args.tokenizer_name],
+    )
+    check_writable(training_args.output_dir)
+    for split in SPLITS:
+        check_input_files(f"--{split}_file", [getattr(data_args, f"{split}_file")])
+    config = load_config(model_args.model_name_or_path)
+    tokenizer = load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path, flag="--tokenizer_name")
+    check_tokenizer_matches(tokenizer, config.vocab_size)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None:
+        if getattr(config, "model_type", None) in ("roberta", "xlm-roberta", "camembert"):
+            positions -= (config.pad_token_id or 1) + 1  # RoBERTa positions start after the padding index
+        if data_args.max_seq_length > positions:
+            raise ConfigurationError(
+                f"--max_seq_length {data_args.max_seq_length} is longer than the model's position embeddings allow "
+                f"({positions}). Use --max_seq_length {positions} or less (longer sentences are split into windows)."
+            )
+    if data_args.max_seq_length < 3:
+        raise ConfigurationError(f"--max_seq_length must be at least 3, got {data_args.max_seq_length}.")
+    return tokenizer
+
+
 def run_finetune(
     model_args: FinetuneModelArguments, data_args: FinetuneDataArguments, training_args: FinetuneTrainingArguments
 ) -> FinetuneResult:
@@ -330,18 +383,15 @@ def run_finetune(
     :class:`~hf_eliquare.runs.FinetuneResult` (also written to ``<output_dir>/all_results.json``)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, Trainer
 
-    from ..loading import load_model, load_tokenizer
+    from ..loading import load_model
 
     start = time.time()
-    if not training_args.output_dir:
-        raise ConfigurationError("Pass --output_dir.")
+    tokenizer = check_start(model_args, data_args, training_args)
     output_dir = training_args.output_dir
-    check_output_dir(output_dir, overwrite=training_args.overwrite_output_dir, inputs=[model_args.model_name_or_path])
     data = prepare_data(data_args)
     label2id = {label: i for i, label in enumerate(data.labels)}
     id2label = dict(enumerate(data.labels))
 
-    tokenizer = load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path)
     auto = AutoModelForTokenClassification if data.task_type in TOKEN_TASKS else AutoModelForSequenceClassification
     model = load_model(
         model_args.model_name_or_path, auto, num_labels=len(data.labels), id2label=id2label, label2id=label2id

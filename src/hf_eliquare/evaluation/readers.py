@@ -8,6 +8,7 @@ CoNLL ``token TAG``), classification gives ``{"text": str, "label": str}``. Malf
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -39,11 +40,25 @@ def infer_data_format(path: str | os.PathLike) -> str:
     return _EXTENSIONS[ext]
 
 
-def _open_text(path: str | os.PathLike):
+def _open_text(path: str | os.PathLike) -> io.StringIO:
+    """The file's text (fine-tuning files are small); a missing file or bytes that are not UTF-8 raise
+    :class:`DataError` naming the file and the line."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"Data file {str(path)!r} does not exist. Check --train_file/--validation_file/--test_file.")
-    return open(path, encoding="utf-8", newline="")
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise DataError(f"Data file {str(path)!r} {what}. Check --train_file/--validation_file/--test_file.")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        source = "UTF-16" if utf16 else "its encoding (e.g. LATIN2)"
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 ({err.reason}). Convert the file from {source}, e.g. "
+            f"`iconv -f {'UTF-16' if utf16 else 'LATIN2'} -t UTF-8 in > out`."
+        ) from None
+    return io.StringIO(text.removeprefix("\ufeff"), newline="")
 
 
 def _read_tagged_sentences(path: str | os.PathLike, parse_line) -> list[dict]:
@@ -149,6 +164,14 @@ def read_classification(
             )
             columns = reader.fieldnames or []
             for row in reader:
+                if None in row or any(value is None for value in row.values()):
+                    found = len(columns) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    separator = "a tab" if data_format == "tsv" else "an unquoted comma"
+                    raise DataError(
+                        f"{path}:{reader.line_num}: {found} fields, but the header has {len(columns)} "
+                        f"({', '.join(map(str, columns))}). A text containing {separator} shifts the columns: "
+                        "remove or escape it in the file."
+                    )
                 rows.append((reader.line_num, row))
         elif data_format == "jsonl":
             columns = None

@@ -69,9 +69,11 @@ def _label_sort_key(label: str) -> tuple:
 
 
 def build_label_list(splits: dict[str, list[dict]], task_type: str) -> tuple[list[str], dict[str, dict[str, int]]]:
-    """Labels of the train split, then labels seen only in validation/test (reported, appended).
+    """The labels of the train split (the model's output classes), and the labels seen only in
+    validation/test, reported: ``(labels, unseen)`` with ``unseen[split][label] = count``.
 
-    Returns ``(labels, unseen)`` with ``unseen[split][label] = count``.
+    An unseen label is not made an output class (the model could never learn it, yet could predict it):
+    its examples keep their gold label, so every prediction on them counts as an error.
     """
 
     def counts(examples):
@@ -91,6 +93,4 @@ def build_label_list(splits: dict[str, list[dict]], task_type: str) -> tuple[lis
                 split,
                 unseen[split],
             )
-    for label in sorted({l for d in unseen.values() for l in d}, key=_label_sort_key):
-        labels.append(label)
     return labels, unseen

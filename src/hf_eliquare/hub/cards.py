@@ -153,6 +153,15 @@ def summarize_eval(entries: Iterable[EvalEntry]) -> list[EvalSummary]:
     summaries = []
     for (task, dataset, split, metric), runs in groups.items():
         values = [run.value for run in runs]
+        fractions = [run for run in runs if abs(run.value) <= 1]
+        percents = [run for run in runs if abs(run.value) > 1]
+        if fractions and percents:
+            raise DataError(
+                f"The {metric} results of {task} are on different scales, so their mean would mean nothing: "
+                f"{fractions[0].value:g} ({fractions[0].source or 'a fraction'}) and {percents[0].value:g} "
+                f"({percents[0].source or 'a percentage'}). Write every results file as run_finetune.py does "
+                "(fractions in [0, 1]) and pass them again."
+            )
         summaries.append(
             EvalSummary(
                 task=task,

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..data import JSON_LINES_SUFFIXES, iter_corpus_file, split_sentences
 from ..errors import DataError
 
 _DATASET_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -38,7 +39,7 @@ def _as_paths(corpus: Any) -> list[Path] | None:
 def iter_text_file(path: str | os.PathLike) -> Iterator[str]:
     """Sentences of a plain or gzipped UTF-8 text file: each non-empty line through
     :func:`hf_eliquare.data.split_sentences`. Unreadable files raise :class:`DataError` naming the file."""
-    from ..data import iter_text_lines, split_sentences
+    from ..data import iter_text_lines
 
     for line in iter_text_lines(path, role="Corpus file"):
         yield from split_sentences(line)
@@ -73,8 +74,14 @@ def iter_corpus(corpus: Any, text_column: str = "text") -> Iterator[str]:
     paths = _as_paths(corpus)
     if paths is not None:
         for path in paths:
-            if path.suffix in _DATASET_SUFFIXES:
-                items: Iterable[str] = _iter_dataset_file(path, text_column)
+            if str(path).lower().endswith(JSON_LINES_SUFFIXES):  # streamed, no Arrow cache
+                items: Iterable[str] = (
+                    s
+                    for text in iter_corpus_file(path, text_column, role="Corpus file")
+                    for s in split_sentences(text)
+                )
+            elif path.suffix in _DATASET_SUFFIXES:
+                items = _iter_dataset_file(path, text_column)
             else:
                 items = iter_text_file(path)
             for text in items:

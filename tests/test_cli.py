@@ -130,3 +130,18 @@ def test_finetune_result_reads_old_layouts(tmp_path):
     assert flat.finite_test_metrics() == {"accuracy": 0.75}
     flat.save(tmp_path / "again")
     assert FinetuneResult.load(tmp_path / "again").test_metrics == {"accuracy": 0.75}
+
+
+def test_disk_full_is_one_error_line(capsys):
+    import errno
+
+    def full(argv=None):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/model.safetensors")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(full, [])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: The disk is full while writing '/data/out/model.safetensors'") and err.count("\n") == 1
+    )

@@ -79,6 +79,8 @@ def iter_text_lines(path: str | os.PathLike, role: str = "Training file") -> Ite
     A missing, truncated, undecodable or text-less file raises :class:`DataError` naming the file.
     """
     path = str(path)
+    if os.path.isdir(path):
+        raise DataError(f"{role} {path!r} is a directory. Pass the text files in it (plain or .gz).")
     if not os.path.isfile(path):
         raise DataError(f"{role} {path!r} does not exist. Pass existing text files (plain or .gz).")
     opener = gzip.open if path.endswith(".gz") else open
@@ -158,7 +160,8 @@ def load_text_files(paths: Sequence[str], text_column: str = "text") -> Dataset:
     paths = [str(p) for p in paths]
     for path in paths:
         if not os.path.isfile(path):
-            raise DataError(f"Training file {path!r} does not exist. Pass existing text files with --train_file.")
+            what = "is a directory, not a file" if os.path.isdir(path) else "does not exist"
+            raise DataError(f"Training file {path!r} {what}. Pass existing text files with --train_file.")
     from datasets.exceptions import DatasetGenerationError
 
     stamps = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import sys
@@ -32,6 +33,16 @@ def run_main(main: Callable[[], object]) -> None:
     except EliquareError as err:
         message = " ".join(str(err).split("\n"))
         print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        where = f" while writing {err.filename!r}" if err.filename else ""
+        print(
+            f"error: The disk is full{where} ({err.strerror}). Nothing half-written was kept; free some space "
+            "(or choose an --output_dir on another disk) and run the same command again.",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

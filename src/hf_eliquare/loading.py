@@ -140,16 +140,16 @@ def load_model(name_or_path: str | os.PathLike, model_class: Any = None, *, role
         ) from None
 
 
-def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir: str | None = None):
-    """The distillation teacher (a supported ``*ForMaskedLM`` with its MLM head) and its tokenizer, checked
-    against each other. The model is checked first: a wrong model is the likelier mistake."""
+def load_teacher_model(name_or_path: str, cache_dir: str | None = None):
+    """The distillation teacher by name: a supported ``*ForMaskedLM`` with its MLM head and finite weights
+    (:func:`hf_eliquare.student.load_masked_lm`), corrupt files named."""
     from .student import load_masked_lm
 
     load_config(name_or_path, role="teacher", cache_dir=cache_dir)  # a broken config.json, named
     path = resolve_pretrained(name_or_path, "teacher model")
     check_weight_files(path, name_or_path, "teacher")
     try:
-        teacher = load_masked_lm(path, "teacher", cache_dir=cache_dir)
+        return load_masked_lm(path, "teacher", cache_dir=cache_dir)
     except ConfigurationError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, EOFError) as err:
@@ -157,6 +157,12 @@ def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir
             f"The teacher weights in {name_or_path!r} cannot be loaded ({_first_line(err)}): a file is truncated or "
             "corrupt. Re-download or re-save the teacher."
         ) from None
+
+
+def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir: str | None = None):
+    """The distillation teacher (:func:`load_teacher_model`) and its tokenizer, checked against each other.
+    The model is checked first: a wrong model is the likelier mistake."""
+    teacher = load_teacher_model(name_or_path, cache_dir=cache_dir)
     tokenizer = load_tokenizer(
         tokenizer_name or name_or_path, role="teacher", flag="--tokenizer_name", cache_dir=cache_dir
     )

@@ -13,9 +13,8 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback
 
 from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
-from .hub import resolve_pretrained
 from .losses import DistillationLossOutput, cosine_loss, distillation_loss, fused_head_distillation_loss
-from .student import check_finite_weights, check_supported, load_masked_lm, mlm_head
+from .student import check_finite_weights, check_supported, mlm_head
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +99,9 @@ class DistillationTrainer(Trainer):
                 "DistillationTrainer needs a teacher_model (a *ForMaskedLM model, a path or a Hub id)."
             )
         if isinstance(teacher_model, str):
-            teacher_model = load_masked_lm(resolve_pretrained(teacher_model, "teacher"), "teacher")
+            from .loading import load_teacher_model
+
+            teacher_model = load_teacher_model(teacher_model)
         check_supported(teacher_model, "teacher")
         check_supported(model, "student")
         check_finite_weights(teacher_model, "teacher")

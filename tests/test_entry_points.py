@@ -152,6 +152,16 @@ def test_unwritable_output_dir(capsys, teacher, corpus, tmp_path, no_model_work)
         locked.chmod(stat.S_IRWXU)
 
 
+def test_unwritable_output_dir_even_as_root(capsys, teacher, corpus, tmp_path, no_model_work, monkeypatch):
+    """The same check where the tests run as root (who may write anywhere): the permission test is faked."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(locked) else real_access(p, mode))
+    fails(capsys, distill_cli.main, distill(teacher, corpus, locked / "out"), "cannot be written", str(locked))
+    assert list(locked.iterdir()) == []
+
+
 # ------------------------------------------------------------------ distillation: models and tokenizers
 
 

@@ -381,6 +381,7 @@ def run_finetune(
 ) -> FinetuneResult:
     """Fine-tune, pick the best validation checkpoint, score the test split; returns the
     :class:`~hf_eliquare.runs.FinetuneResult` (also written to ``<output_dir>/all_results.json``)."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, Trainer
 
     from ..loading import load_model
@@ -403,6 +404,8 @@ def run_finetune(
     tmp_dir = temp_dir_beside(output_dir)
     try:
         changes = {"warmup_steps": warmup, "output_dir": str(tmp_dir)}
+        if not torch.cuda.is_available():
+            changes["dataloader_pin_memory"] = False  # pinning needs an accelerator; on CPU it only warns
         if training_args.metric_for_best_model in (None, "main", "eval_main"):
             changes.update(metric_for_best_model=main_metric, greater_is_better=True)
         args = dataclasses.replace(training_args, **changes)  # the caller's arguments stay untouched

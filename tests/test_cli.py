@@ -100,7 +100,7 @@ def test_real_command_line_misspelled_flag(command, tmp_path):
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == EXIT_USER_ERROR, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

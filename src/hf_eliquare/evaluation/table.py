@@ -135,6 +135,10 @@ def run_eval_table(
     if not training_args.output_dir:
         raise ConfigurationError("Pass --output_dir (the root of all runs and the table).")
     root = Path(training_args.output_dir)
+    if root.exists() and not root.is_dir():
+        raise ConfigurationError(
+            f"--output_dir {str(root)!r} is a file, not a directory. Choose another --output_dir."
+        )
     tasks = [
         t
         for name in table_args.tasks

@@ -721,6 +721,10 @@ def write_model_card(
         card = render_student_card(info, template_path=template_path)
     validate_card_locally(card)
     path = Path(output) if output else Path(model_dir) / CARD_NAME
+    if path.is_dir():
+        raise ConfigurationError(
+            f"--output {str(path)!r} is a directory; pass the card's file name (e.g. DIR/README.md)."
+        )
     write_text_atomically(path, str(card))
     logger.info("Wrote the model card %s", path)
     return path

@@ -501,3 +501,22 @@ def test_outputs_follow_the_umask_and_stale_temp_dirs_go(tmp_path):
     assert not stale.exists()
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "out" / "card.md").stat().st_mode) == 0o644
+
+
+def test_vocab_jsonl_corpus_is_streamed_through_text_column(tmp_path):
+    from hf_eliquare.vocab import iter_corpus
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"body": "Prvi stavek. Drugi stavek."}\n{"body": "Tretji."}\n', encoding="utf-8")
+    assert list(iter_corpus(path, text_column="body")) == ["Prvi stavek.", "Drugi stavek.", "Tretji."]
+    with pytest.raises(DataError, match="c.jsonl: non-empty line 1 has no 'text' field"):
+        list(iter_corpus(path))
+
+
+def test_card_output_that_is_a_directory(tmp_path):
+    from hf_eliquare.hub.cards import write_model_card
+
+    model = tmp_path / "student"
+    tiny_bert(vocab_size=50, layers=1).save_pretrained(model)
+    with pytest.raises(ConfigurationError, match="is a directory; pass the card's file name"):
+        write_model_card(model, output=tmp_path, lang="sl")

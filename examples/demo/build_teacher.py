@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -36,13 +35,12 @@ from transformers import (
     BertConfig,
     BertForMaskedLM,
     DataCollatorForLanguageModeling,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     set_seed,
 )
 
-from hf_eliquare.cli import run_main, setup_logging
+from hf_eliquare.cli import parse_args, run_main, setup_logging
 from hf_eliquare.data import build_mlm_datasets
 
 logger = logging.getLogger("build_teacher")
@@ -96,9 +94,7 @@ def is_built(path: str) -> bool:
 
 def main(argv: list[str] | None = None):
     setup_logging()
-    parser = HfArgumentParser(TeacherArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_args(TeacherArguments, argv)  # the package's one argument rule
     if is_built(args.output_dir) and not args.force:
         logger.info("The demo teacher already exists in %s; nothing to do (pass --force to rebuild).", args.output_dir)
         return None

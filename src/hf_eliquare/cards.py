@@ -353,6 +353,7 @@ class StudentCardInfo:
     speed_setup: str | None = None
     extra_tags: list[str] = field(default_factory=list)
     eval_results: list[EvalEntry] = field(default_factory=list)
+    onnx: dict[str, Any] | None = None  # onnx/eliquare_onnx.json of hf_eliquare.export
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike, **overrides: Any) -> StudentCardInfo:
@@ -381,6 +382,7 @@ class StudentCardInfo:
             "teacher_num_layers": eliquare.get("teacher_num_layers"),
             "teacher_layers": eliquare.get("teacher_layers"),
             "vocab_reduction": eliquare.get("vocab_reduction"),
+            "onnx": _onnx_report(model_dir),
         }
         unknown = sorted(set(run) - names)
         if unknown:
@@ -421,6 +423,7 @@ class FinetunedCardInfo:
     student_num_layers: int | None = None
     extra_tags: list[str] = field(default_factory=list)
     eval_results: list[EvalEntry] = field(default_factory=list)
+    onnx: dict[str, Any] | None = None  # onnx/eliquare_onnx.json of hf_eliquare.export
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike, **overrides: Any) -> FinetunedCardInfo:
@@ -455,6 +458,7 @@ class FinetunedCardInfo:
             "lang": results.get("lang") or results.get("language"),
             "seed": results.get("seed"),
             "license": results.get("license"),
+            "onnx": _onnx_report(model_dir),
         }
         for key in ("num_train_epochs", "learning_rate", "per_device_train_batch_size"):
             values[key] = results.get(key)
@@ -474,6 +478,49 @@ class FinetunedCardInfo:
             known = LANGUAGES.get(values["lang"])
             values["language_name"] = known.name if known else None
         return cls(**values)
+
+
+def _onnx_report(model_dir: Path) -> dict[str, Any] | None:
+    from .export import read_export_report
+
+    return read_export_report(model_dir)
+
+
+def _onnx_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the card's ONNX section shows, from the export report (files, check, optional speed); ``None``: no section."""
+    if not report:
+        return None
+    files = [
+        dict(name=name, precision=meta.get("precision", NOT_RECORDED), size=f"{meta.get('bytes', 0) / 2**20:.1f} MiB")
+        for name, meta in (report.get("files") or {}).items()
+        if not name.endswith(".json")
+    ]
+    check = report.get("check") or {}
+    checks = []
+    for precision, values in (check.get("results") or {}).items():
+        checks.append(
+            dict(
+                precision=precision,
+                max_abs_diff=f"{values.get('max_abs_diff', float('nan')):.2g}",
+                agreement=f"{100 * values.get('argmax_agreement', float('nan')):.2f}%",
+                positions=_show(values.get("positions")),
+            )
+        )
+    speed = report.get("speed") or {}
+    return dict(
+        files=files,
+        checks=checks,
+        compared=check.get("compared", NOT_RECORDED),
+        sentences=_show(check.get("sentences")),
+        source=check.get("source", NOT_RECORDED),
+        inputs=", ".join(f"`{name}`" for name in report.get("inputs") or []),
+        exporter=report.get("exporter", NOT_RECORDED),
+        opset=_show(report.get("opset")),
+        speed_rows=speed.get("rows") or [],
+        speed_machine=speed.get("machine", NOT_RECORDED),
+        has_int8=any(name.endswith("model_quantized.onnx") for name in report.get("files") or {}),
+        task=report.get("task") or "fill-mask",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -578,6 +625,8 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         tags.append("vocabulary-reduction")
     if info.model_type:
         tags.append(info.model_type)
+    if info.onnx:
+        tags.append("onnx")
     base_model = info.base_model or teacher_hub_id(info.teacher)
     card_data = ModelCardData(
         language=[info.lang] if info.lang else None,
@@ -620,6 +669,7 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         size_share=_share(info.student_parameters, info.teacher_parameters),
         eval_rows=_eval_rows(summaries),
         load_id=info.hub_model_id or "path/to/this/model",
+        onnx=_onnx_view(info.onnx),
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(STUDENT_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)
@@ -637,7 +687,12 @@ def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathL
         license=info.license or "unknown",
         library_name="transformers",
         pipeline_tag=info.pipeline_tag,
-        tags=_tags(["eliquare", "distillation", "language-specific"] + ([info.task] if info.task else []), info),
+        tags=_tags(
+            ["eliquare", "distillation", "language-specific"]
+            + ([info.task] if info.task else [])
+            + (["onnx"] if info.onnx else []),
+            info,
+        ),
         base_model=base_model,
         datasets=_hub_datasets(info.dataset),
         model_name=title if summaries else None,  # only used by the model-index
@@ -652,6 +707,7 @@ def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathL
         labels=", ".join(info.labels) if info.labels else NOT_RECORDED,
         eval_rows=_eval_rows(summaries),
         load_id=info.hub_model_id or "path/to/this/model",
+        onnx=_onnx_view(info.onnx),
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(FINETUNED_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)

@@ -98,6 +98,13 @@ class DataArguments:
         default=None,
         metadata={"help": "Stage exactly the files a Hub push would upload into this (new) folder, and list them."},
     )
+    export_onnx: bool = field(
+        default=False,
+        metadata={
+            "help": "Also write onnx/model.onnx and onnx/model_quantized.onnx (int8), checked against PyTorch, "
+            "and publish them with the student (needs pip install 'hf_eliquare[onnx]')."
+        },
+    )
 
     def __post_init__(self):
         if self.vocab_reduction not in ("none", "pre", "post"):
@@ -223,6 +230,10 @@ def _preflight_publishing(data_args: DataArguments, training_args: DistillationT
         token = preflight_push(training_args.hub_model_id, token=training_args.hub_token, private=private)
     if data_args.hub_dry_run:
         preflight_dry_run(data_args.hub_dry_run, training_args.output_dir)
+    if data_args.export_onnx:  # refuse before training when the onnx extra is missing
+        from .export import require_onnx_extra
+
+        require_onnx_extra()
     # The student is pushed once, at the end, with its card; not every checkpoint by the Trainer.
     training_args.push_to_hub = False
     return push, private, token
@@ -390,6 +401,14 @@ def run_distillation(
             final_tokenizer.save_pretrained(tmp_dir)
             with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
                 json.dump(summary, handle, indent=2, default=str)
+            export_error = None
+            if data_args.export_onnx:  # onnx/ before the card, which lists its files and measured numbers
+                from .export import ExportCheckError, export_onnx
+
+                try:
+                    export_onnx(tmp_dir, check_file=data_args.train_file[0] if data_args.train_file else None)
+                except ExportCheckError as err:  # keep the trained student; fail after saving it
+                    export_error = err
             from .cards import write_student_card
 
             write_student_card(
@@ -399,6 +418,11 @@ def run_distillation(
                 model_name=os.path.basename(os.path.abspath(out_dir)),
             )
         logger.info("Best student saved to %s (validation loss %s)", out_dir, trainer.state.best_metric)
+        if export_error is not None:
+            raise ExportCheckError(
+                f"{export_error} The student was saved to {out_dir} without onnx/ and was not published; export it "
+                f"with `python -m hf_eliquare.export --model_dir {out_dir}` and the options named above."
+            )
         if data_args.hub_dry_run:
             from .publish import format_listing, stage_upload
 

@@ -261,6 +261,8 @@ def export_fp32(model, tokenizer, path: str | os.PathLike, opset: int = DEFAULT_
     length = torch.export.Dim("sequence_length", max=_max_length(model))
     dynamic_shapes = {name: {0: batch, 1: length} for name in input_names}
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    for name in ("onnx_ir", "onnxscript"):  # their optimizer logs every folded constant at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The exporter warns that several inputs share the same axis names: that is what we want.
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")

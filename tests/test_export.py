@@ -15,7 +15,7 @@ from conftest import tiny_bert
 from hf_eliquare import export as onnx_export
 from hf_eliquare._cli import run_main
 from hf_eliquare.cards import write_model_card
-from hf_eliquare.errors import ConfigurationError
+from hf_eliquare.errors import ConfigurationError, DataError
 from hf_eliquare.publish import stage_upload, upload_files
 
 
@@ -116,6 +116,20 @@ def test_dry_run_and_card_include_onnx(exported_student, tmp_path):
     assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/eliquare_onnx.json"} <= set(staged)
     for name in staged:
         assert (tmp_path / "staging" / name).is_file()
+
+
+def test_check_sentences_from_a_file_or_built_in(tmp_path):
+    text = tmp_path / "sl.txt"
+    text.write_text("Prva poved.\n\nDruga poved je tu.\nTretja.\n", encoding="utf-8")
+    assert onnx_export.check_sentences(tmp_path, text, max_sentences=2) == (
+        ["Prva poved.", "Druga poved je tu."],
+        str(text),
+    )
+    (tmp_path / "eliquare_run.json").write_text(json.dumps({"lang": "fr"}))
+    sentences, source = onnx_export.check_sentences(tmp_path)
+    assert sentences[0] == onnx_export.CHECK_SENTENCES["fr"][0] and "(fr, sl," in source
+    with pytest.raises(DataError, match="--check_file"):
+        onnx_export.check_sentences(tmp_path, tmp_path / "missing.txt")
 
 
 def test_partial_onnx_folder_is_not_published(tmp_path, demo_tokenizer):

@@ -343,7 +343,7 @@ def check_sentences(
         if not path.is_file():
             raise DataError(f"--check_file {str(check_file)!r} does not exist; pass a text file, one sentence a line.")
         sentences = []
-        for line in iter_text_lines([str(path)]):
+        for line in iter_text_lines(path, role="--check_file"):
             line = line.strip()
             if line:
                 sentences.append(line)

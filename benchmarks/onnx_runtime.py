@@ -174,9 +174,11 @@ def task_score(task_model: str | os.PathLike, log=print) -> dict:
     }
 
 
-def run(quick: bool = False, task_model: str | None = None, log=print) -> dict:
+def run(quick: bool = False, task_model: str | None = None, log=print, with_speed: bool = True) -> dict:
     load = os.getloadavg()[0]
-    results = {"environment": environment(), "quick": quick, "speed": speed(quick=quick, log=log)}
+    results = {"environment": environment(), "quick": quick}
+    if with_speed:
+        results["speed"] = speed(quick=quick, log=log)
     if task_model:
         results["task"] = task_score(task_model, log=log)
     results["load_average_at_end"] = os.getloadavg()[0]
@@ -185,12 +187,23 @@ def run(quick: bool = False, task_model: str | None = None, log=print) -> dict:
 
 
 def to_markdown(r: dict) -> str:
-    s = r["speed"]
+    lines = [
+        f"Load average {r['load_average_at_start']:.2f} at start, {r['load_average_at_end']:.2f} at end "
+        f"(2 cores, shared).",
+    ]
+    if "speed" in r:
+        lines += _speed_markdown(r["speed"])
+    if "task" in r:
+        lines += _task_markdown(r["task"])
+    return "\n".join(lines)
+
+
+def _speed_markdown(s: dict) -> list[str]:
     b, length = s["throughput_shape"]
     lines = [
+        "",
         f"Latency: batch 1 × 32 tokens, median of 20 calls; throughput: batch {b} × {length}, median of the timed "
-        f"calls; masked-LM heads, random weights; load average {r['load_average_at_start']:.2f} at start, "
-        f"{r['load_average_at_end']:.2f} at end.",
+        "calls; masked-LM heads, random weights.",
         "",
         "| model | runtime | latency (ms) | throughput (sequences/s) | × PyTorch (wall) | × PyTorch (CPU time) "
         "| runs (s) |",
@@ -216,23 +229,25 @@ def to_markdown(r: dict) -> str:
             f"| {m['model']} | {files} | {check['fp32']['max_abs_diff']:.1e} | "
             f"{check['int8']['argmax_agreement']:.2%} of {check['int8']['positions']} |"
         )
-    if "task" in r:
-        t = r["task"]
-        lines += [
-            "",
-            f"Task score: `{t['task']}` test split ({t['test_sentences']:,} sentences, {t['test_words']:,} words), "
-            f"model {t['layers']} layers, hidden {t['hidden_size']}, {t['parameters'] / 1e6:.2f} M parameters; "
-            f"PyTorch reproduces the run's recorded predictions: {t['pytorch_reproduces_recorded_predictions']}.",
-            "",
-            "| runtime | " + " | ".join(t["scores"]["PyTorch fp32"]) + " |",
-            "|---|" + "---:|" * len(t["scores"]["PyTorch fp32"]),
-        ]
-        for name, metrics in t["scores"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{100 * v:.2f}" for v in metrics.values()) + " |")
-        lines.append(
-            f"\nint8 predicts the same tag as PyTorch for {t['int8_same_word_prediction_as_pytorch']:.2%} of the words."
-        )
-    return "\n".join(lines)
+    return lines
+
+
+def _task_markdown(t: dict) -> list[str]:
+    metrics = list(t["scores"]["PyTorch fp32"])
+    lines = [
+        "",
+        f"Task score: `{t['task']}` test split ({t['test_sentences']:,} sentences, {t['test_words']:,} words), "
+        f"model {t['layers']} layers, hidden {t['hidden_size']}, {t['parameters'] / 1e6:.2f} M parameters; "
+        f"PyTorch reproduces the run's recorded predictions: {t['pytorch_reproduces_recorded_predictions']}.",
+        "",
+        "| runtime | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for name, values in t["scores"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * values[m]:.2f}" for m in metrics) + " |")
+    share = t["int8_same_word_prediction_as_pytorch"]
+    lines.append(f"\nint8 predicts the same tag as PyTorch for {share:.2%} of the words.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="throughput at batch 4 × 128, 2 repeats")
     parser.add_argument("--task_model", help="a run_finetune.py output directory (token classification) to score")
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this JSON file")
+    parser.add_argument("--no_speed", action="store_true", help="only the task score (with --task_model)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not data_available():
@@ -250,11 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("skipped: onnxruntime is not installed (pip install 'hf_eliquare[onnx]')")
         return
-    results = run(quick=args.quick, task_model=args.task_model)
-    print(to_markdown(results))
+    results = run(quick=args.quick, task_model=args.task_model, with_speed=not args.no_speed)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(to_markdown(results))
 
 
 if __name__ == "__main__":

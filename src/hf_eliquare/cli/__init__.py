@@ -1,9 +1,9 @@
 """The command line: one argument rule and one way to fail for every command.
 
 Every command (``hf-eliquare distill|vocab|finetune|eval-table|card|publish|export``, the scripts in
-``examples/``, ``python -m hf_eliquare.vocab`` and ``python -m hf_eliquare.export``) parses its dataclasses with :func:`parse_args`:
-flags, or a first argument that is a .json/.yaml file whose values later flags override. A user
-mistake — a misspelled flag, a bad value, a file that cannot be used — ends as one line
+``examples/``, ``python -m hf_eliquare.vocab`` and ``python -m hf_eliquare.export``) parses its dataclasses
+with :func:`parse_args`: flags, or a first argument that is a .json/.yaml file whose values later flags
+override. A user mistake — a misspelled flag, a bad value, a file that cannot be used — ends as one line
 ``error: <problem>. <fix>`` on stderr and exit status 2 (:func:`run_command`), never a traceback.
 """
 

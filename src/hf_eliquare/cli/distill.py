@@ -1,6 +1,7 @@
 """``hf-eliquare distill`` / ``examples/run_distill.py``: the distillation job, as named steps.
 
-start-up checks → teacher → corpus → vocabulary → sequences → student → train → save → export → publish.
+start-up checks → teacher → corpus → vocabulary → sequences → student → train → save → export (ONNX, when
+asked) → publish.
 
 Each step is a function of a few lines that reads top to bottom; :func:`run_distillation` calls them in
 order. Everything that can be checked without loading a model or reading the corpus is checked in

@@ -188,3 +188,22 @@ def test_refusal_without_the_extra(tmp_path, demo_tokenizer, monkeypatch, capsys
     training_args = DistillationTrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True)
     with pytest.raises(ConfigurationError, match="hf_eliquare\\[onnx\\]"):
         _preflight_publishing(data_args, training_args)
+
+
+def test_run_distill_export_onnx_and_dry_run(tiny_teacher_and_corpus, tmp_path):
+    """run_distill.py --export_onnx: onnx/ next to the student, on its card and in the Hub dry run."""
+    _require_extra()
+    from test_run_distill import base_argv, load_script
+
+    teacher, corpus = tiny_teacher_and_corpus
+    out, dry = tmp_path / "student", tmp_path / "dry"
+    argv = base_argv(
+        teacher, corpus, out, "--num_train_epochs", "1", "--hub_dry_run", str(dry), "--export_onnx", "true"
+    )
+    load_script().main([*argv, "--onnx_int8_min_agreement", "0"])  # a barely trained student: report only
+    report = json.loads((out / "onnx" / "eliquare_onnx.json").read_text())
+    assert report["check"]["source"] == str(corpus)  # checked on the run's own text
+    assert report["check"]["results"]["fp32"]["max_abs_diff"] <= 1e-4
+    assert "## ONNX" in (out / "README.md").read_text()
+    staged = {str(p.relative_to(dry)) for p in dry.rglob("*") if p.is_file()}
+    assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/eliquare_onnx.json", "README.md"} <= staged

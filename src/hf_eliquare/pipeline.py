@@ -105,6 +105,12 @@ class DataArguments:
             "and publish them with the student (needs pip install 'hf_eliquare[onnx]')."
         },
     )
+    onnx_int8_min_agreement: float = field(
+        default=0.99,
+        metadata={
+            "help": "--export_onnx: least share of masked positions where int8 and PyTorch agree on the argmax."
+        },
+    )
 
     def __post_init__(self):
         if self.vocab_reduction not in ("none", "pre", "post"):
@@ -406,7 +412,11 @@ def run_distillation(
                 from .export import ExportCheckError, export_onnx
 
                 try:
-                    export_onnx(tmp_dir, check_file=data_args.train_file[0] if data_args.train_file else None)
+                    export_onnx(
+                        tmp_dir,
+                        check_file=data_args.train_file[0] if data_args.train_file else None,
+                        int8_min_agreement=data_args.onnx_int8_min_agreement,
+                    )
                 except ExportCheckError as err:  # keep the trained student; fail after saving it
                     export_error = err
             from .cards import write_student_card

@@ -223,3 +223,22 @@ def test_publish_exports_first_then_stages_onnx(exported_student, tmp_path, monk
     assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/eliquare_onnx.json", "README.md"} <= set(staged)
     card = (tmp_path / "dry" / "README.md").read_text()
     assert "## ONNX" in card and "- onnx" in card
+
+
+def test_run_distill_export_onnx_and_dry_run(tiny_teacher_and_corpus, tmp_path):
+    """run_distill.py --export_onnx: onnx/ next to the student, on its card and in the Hub dry run."""
+    _require_extra()
+    from test_run_distill import base_argv, load_script
+
+    teacher, corpus = tiny_teacher_and_corpus
+    out, dry = tmp_path / "student", tmp_path / "dry"
+    argv = base_argv(
+        teacher, corpus, out, "--num_train_epochs", "1", "--hub_dry_run", str(dry), "--export_onnx", "true"
+    )
+    load_script().main([*argv, "--onnx_int8_min_agreement", "0"])  # a barely trained student: report only
+    report = json.loads((out / "onnx" / "eliquare_onnx.json").read_text())
+    assert report["check"]["source"] == str(corpus)  # checked on the run's own text
+    assert report["check"]["results"]["fp32"]["max_abs_diff"] <= 1e-4
+    assert "## ONNX" in (out / "README.md").read_text()
+    staged = {str(p.relative_to(dry)) for p in dry.rglob("*") if p.is_file()}
+    assert {"onnx/model.onnx", "onnx/model_quantized.onnx", "onnx/eliquare_onnx.json", "README.md"} <= staged

@@ -114,6 +114,12 @@ class DataArguments:
             "and publish them with the student (needs pip install 'hf_eliquare[onnx]')."
         },
     )
+    onnx_int8_min_agreement: float = field(
+        default=0.99,
+        metadata={
+            "help": "--export_onnx: least share of masked positions where int8 and PyTorch agree on the argmax."
+        },
+    )
 
     def __post_init__(self):
         if self.vocab_reduction not in ("none", "pre", "post"):
@@ -121,6 +127,10 @@ class DataArguments:
         self.selection  # noqa: B018 (validates --min_sentence_fraction, with the flag's name)
         if self.max_seq_length < 3:
             raise ConfigurationError(f"--max_seq_length must be at least 3, got {self.max_seq_length}.")
+        if not 0.0 <= self.onnx_int8_min_agreement <= 1.0:
+            raise ConfigurationError(
+                f"--onnx_int8_min_agreement must be in [0, 1], got {self.onnx_int8_min_agreement}."
+            )
 
     @property
     def selection(self) -> VocabSelection:
@@ -486,7 +496,11 @@ def export(data_args: DataArguments, language: Language, training_args) -> None:
     out_dir = training_args.output_dir
     text_files = [f for f in data_args.train_file or [] if not f.endswith((".json", ".jsonl"))]
     try:
-        export_onnx(out_dir, check_file=text_files[0] if text_files else None)
+        export_onnx(
+            out_dir,
+            check_file=text_files[0] if text_files else None,
+            int8_min_agreement=data_args.onnx_int8_min_agreement,
+        )
     except ExportCheckError as err:
         raise ExportCheckError(
             f"{err} The student was saved to {out_dir} without onnx/ and was not published; export it with "

@@ -3,7 +3,9 @@
 1. ``student`` — student vs teacher at real shapes (:mod:`benchmarks.student_vs_teacher`);
 2. ``distill`` — one distillation step, DistillationTrainer vs the literal DistilBERT distiller
    (:mod:`benchmarks.distill_step`);
-3. ``vocab`` — VocabReduce counting throughput and kept vocabularies (:mod:`benchmarks.vocab_counting`).
+3. ``vocab`` — VocabReduce counting throughput and kept vocabularies (:mod:`benchmarks.vocab_counting`);
+4. ``onnx`` — PyTorch fp32 vs ONNX Runtime fp32 / int8 for student and teacher, and the int8 task score with
+   ``--onnx_task_model DIR`` (:mod:`benchmarks.onnx_runtime`; needs ``hf_eliquare[onnx]``).
 
 Needs ``../shared/data`` beside the project root; prints a message and exits 0 when it is absent.
 Results and the exact set-up are recorded in BENCHMARKS.md.
@@ -18,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("student", "distill", "vocab")
+PARTS = ("student", "distill", "vocab", "onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "--parts", type=lambda s: s.split(","), default=list(PARTS), help=f"comma-separated, of {PARTS}"
     )
     parser.add_argument("--json", type=Path, help="directory for the raw numbers (one JSON file per part)")
+    parser.add_argument(
+        "--onnx_task_model", help="part onnx: a run_finetune.py token-classification output to score in int8"
+    )
     args = parser.parse_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
@@ -68,11 +73,25 @@ def main(argv: list[str] | None = None) -> int:
 
             print("## 2. Distillation step\n", flush=True)
             results = module.run(quick=args.quick, log=lambda line: print(line, file=sys.stderr, flush=True))
-        else:
+        elif part == "vocab":
             from . import vocab_counting as module
 
             print("## 3. Vocabulary counting\n", flush=True)
             results = module.run(quick=args.quick)
+        else:
+            from . import onnx_runtime as module
+
+            print("## 4. ONNX Runtime fp32 / int8 vs PyTorch\n", flush=True)
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                print("skipped: onnxruntime is not installed (pip install 'hf_eliquare[onnx]')\n", flush=True)
+                continue
+            results = module.run(
+                quick=args.quick,
+                task_model=args.onnx_task_model,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
         print(module.to_markdown(results), flush=True)
         print(f"\n({part}: {time.perf_counter() - start:.0f} s)\n", flush=True)
         if args.json:

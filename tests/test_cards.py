@@ -264,7 +264,7 @@ def test_regenerate_command_error_is_one_line(tmp_path, capsys):
 
 def test_packaged_templates_are_the_checkout_copy():
     """Templates live in model_cards/ only; the package reaches them through a link (package data in wheels)."""
-    for name in (cards.STUDENT_TEMPLATE, cards.FINETUNED_TEMPLATE):
+    for name in (cards.STUDENT_TEMPLATE, cards.FINETUNED_TEMPLATE, cards.ONNX_SECTION_TEMPLATE):
         checkout = (REPO_ROOT / "model_cards" / name).read_text(encoding="utf-8")
         packaged = REPO_ROOT / "src" / "hf_eliquare" / "hub" / "model_cards" / name
         assert packaged.resolve() == (REPO_ROOT / "model_cards" / name).resolve(), "one copy, not two"

@@ -11,7 +11,18 @@ import pytest
 from _reliability import subprocess_env
 from conftest import ROOT
 
-from hf_eliquare.cli import EXIT_USER_ERROR, card, distill, eval_table, finetune, main, publish, run_command, vocab
+from hf_eliquare.cli import (
+    EXIT_USER_ERROR,
+    card,
+    distill,
+    eval_table,
+    export,
+    finetune,
+    main,
+    publish,
+    run_command,
+    vocab,
+)
 from hf_eliquare.runs import DistillationRun, FinetuneResult
 
 COMMANDS = {
@@ -21,6 +32,7 @@ COMMANDS = {
     "eval-table": (eval_table.main, ["--models", "{out}", "--tasks", "sl_pos", "--output_dir", "{out}"]),
     "card": (card.main, ["--model_dir", "{out}"]),
     "publish": (publish.main, ["--model_dir", "{out}"]),
+    "export": (export.main, ["--model_dir", "{out}"]),
 }
 
 
@@ -90,8 +102,9 @@ def test_console_dispatcher(capsys):
     [
         [str(ROOT / "examples" / "run_finetune.py"), "--model_name_or_path", "m", "--output_dir", "o"],
         ["-m", "hf_eliquare", "card", "--model_dir", "m"],
+        ["-m", "hf_eliquare.export", "--model_dir", "m"],  # the module entry of the ONNX export (a shim)
     ],
-    ids=["script", "python-m-command"],
+    ids=["script", "python-m-command", "python-m-export"],
 )
 def test_real_command_line_misspelled_flag(command, tmp_path):
     result = subprocess.run(

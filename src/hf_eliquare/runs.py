@@ -231,3 +231,40 @@ class FinetuneResult(_Summary):
             config = source.get("dataset_config_name")
             return f"{source['dataset_name']}:{config}" if config else source["dataset_name"]
         return None
+
+
+@dataclass
+class OnnxExportReport(_Summary):
+    """``onnx/eliquare_onnx.json``: what ``hf-eliquare export`` (:func:`hf_eliquare.export.export_onnx`) wrote
+    beside a model and what it measured. The card's ONNX section is rendered from it, read through
+    :meth:`of_model_dir` (the one reader); its presence is what says "this model was exported"."""
+
+    FILE_NAME: ClassVar[str] = "eliquare_onnx.json"
+    #: The folder of the model directory that holds the ONNX files and this report.
+    FOLDER: ClassVar[str] = "onnx"
+
+    generator: str | None = None
+    task: str | None = None  # fill-mask | token-classification | text-classification
+    architecture: str | None = None
+    exporter: str | None = None
+    onnxruntime: str | None = None
+    opset: int | None = None
+    inputs: list[str] = field(default_factory=list)  # input_ids, attention_mask (, token_type_ids)
+    outputs: list[str] = field(default_factory=list)
+    dynamic_axes: list[str] = field(default_factory=list)
+    #: ``"onnx/model.onnx"`` -> ``{"bytes": ..., "precision": ...}``.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    #: The check against PyTorch: sentences, source, compared, the limits, and ``results`` per precision
+    #: (``max_abs_diff``, ``argmax_agreement``, ``positions``).
+    check: dict[str, Any] = field(default_factory=dict)
+    #: ``--measure_speed`` only: machine, torch_threads and one row per runtime.
+    speed: dict[str, Any] | None = None
+    export_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of_model_dir(cls, model_dir: str | os.PathLike) -> OnnxExportReport | None:
+        """The report of ``<model_dir>/onnx/``, or ``None`` when the model was not exported."""
+        path = Path(model_dir) / cls.FOLDER / cls.FILE_NAME
+        return cls.load(path) if path.is_file() else None

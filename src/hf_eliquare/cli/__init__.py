@@ -1,9 +1,9 @@
 """The command line: one argument rule and one way to fail for every command.
 
-Every command (``hf-eliquare distill|vocab|finetune|eval-table|card|publish``, the scripts in
-``examples/`` and ``python -m hf_eliquare.vocab``) parses its dataclasses with :func:`parse_args`:
-flags, or a first argument that is a .json/.yaml file whose values later flags override. A user
-mistake — a misspelled flag, a bad value, a file that cannot be used — ends as one line
+Every command (``hf-eliquare distill|vocab|finetune|eval-table|card|publish|export``, the scripts in
+``examples/``, ``python -m hf_eliquare.vocab`` and ``python -m hf_eliquare.export``) parses its dataclasses
+with :func:`parse_args`: flags, or a first argument that is a .json/.yaml file whose values later flags
+override. A user mistake — a misspelled flag, a bad value, a file that cannot be used — ends as one line
 ``error: <problem>. <fix>`` on stderr and exit status 2 (:func:`run_command`), never a traceback.
 """
 
@@ -158,6 +158,10 @@ def _commands() -> dict[str, tuple[str, str]]:
         "eval-table": ("hf_eliquare.cli.eval_table", "Models x tasks x seeds in the paper's Table 4 layout."),
         "card": ("hf_eliquare.cli.card", "(Re)generate a model card README.md (examples/make_card.py)."),
         "publish": ("hf_eliquare.cli.publish", "Push a student directory to the Hub, or stage the files (dry run)."),
+        "export": (
+            "hf_eliquare.cli.export",
+            "ONNX export (fp32 + int8) checked against PyTorch (pip install 'hf_eliquare[onnx]').",
+        ),
     }
 
 

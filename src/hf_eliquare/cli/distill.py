@@ -1,6 +1,7 @@
 """``hf-eliquare distill`` / ``examples/run_distill.py``: the distillation job, as named steps.
 
-start-up checks → teacher → corpus → vocabulary → sequences → student → train → save → publish.
+start-up checks → teacher → corpus → vocabulary → sequences → student → train → save → export (ONNX, when
+asked) → publish.
 
 Each step is a function of a few lines that reads top to bottom; :func:`run_distillation` calls them in
 order. Everything that can be checked without loading a model or reading the corpus is checked in
@@ -106,6 +107,19 @@ class DataArguments:
         default=None,
         metadata={"help": "Stage exactly the files a Hub push would upload into this (new) folder, and list them."},
     )
+    export_onnx: bool = field(
+        default=False,
+        metadata={
+            "help": "Also write onnx/model.onnx and onnx/model_quantized.onnx (int8), checked against PyTorch, "
+            "and publish them with the student (needs pip install 'hf_eliquare[onnx]')."
+        },
+    )
+    onnx_int8_min_agreement: float = field(
+        default=0.99,
+        metadata={
+            "help": "--export_onnx: least share of masked positions where int8 and PyTorch agree on the argmax."
+        },
+    )
 
     def __post_init__(self):
         if self.vocab_reduction not in ("none", "pre", "post"):
@@ -113,6 +127,10 @@ class DataArguments:
         self.selection  # noqa: B018 (validates --min_sentence_fraction, with the flag's name)
         if self.max_seq_length < 3:
             raise ConfigurationError(f"--max_seq_length must be at least 3, got {self.max_seq_length}.")
+        if not 0.0 <= self.onnx_int8_min_agreement <= 1.0:
+            raise ConfigurationError(
+                f"--onnx_int8_min_agreement must be in [0, 1], got {self.onnx_int8_min_agreement}."
+            )
 
     @property
     def selection(self) -> VocabSelection:
@@ -214,6 +232,10 @@ def _preflight_publishing(data_args: DataArguments, training_args: DistillationT
         token = preflight_push(training_args.hub_model_id, token=training_args.hub_token, private=private)
     if data_args.hub_dry_run:
         preflight_dry_run(data_args.hub_dry_run, training_args.output_dir)
+    if data_args.export_onnx:  # refuse before training when the onnx extra is missing
+        from ..export import require_onnx_extra
+
+        require_onnx_extra()
     # The student is pushed once, at the end, with its card; not every checkpoint by the Trainer.
     training_args.push_to_hub = False
     return push, private, token
@@ -440,20 +462,51 @@ def summarize(
 def save(student, tokenizer, run: DistillationRun, language: Language, training_args) -> None:
     """Student, tokenizer, run summary and card into a temporary directory, moved beside the checkpoints with
     the weights and ``config.json`` last."""
-    from ..hub.cards import write_student_card
-
     out_dir = training_args.output_dir
     with atomic_output_dir(out_dir, keep_existing=True) as tmp_dir:
         student.save_pretrained(tmp_dir)
         tokenizer.save_pretrained(tmp_dir)
         run.save(tmp_dir)
-        write_student_card(
-            tmp_dir,
-            lang=language.code,
-            hub_model_id=training_args.hub_model_id,
-            model_name=os.path.basename(os.path.abspath(out_dir)),
-        )
+        write_card(tmp_dir, language, training_args)
     logger.info("Best student saved to %s (validation loss %s)", out_dir, run.best_eval_loss)
+
+
+def write_card(model_dir, language: Language, training_args) -> None:
+    """The student's card ``README.md`` (what :func:`save` and :func:`export` write)."""
+    from ..hub.cards import write_student_card
+
+    write_student_card(
+        model_dir,
+        lang=language.code,
+        hub_model_id=training_args.hub_model_id,
+        model_name=os.path.basename(os.path.abspath(training_args.output_dir)),
+    )
+
+
+def export(data_args: DataArguments, language: Language, training_args) -> None:
+    """``--export_onnx``: ``onnx/`` beside the saved student, checked against PyTorch on the first ``--train_file``
+    (a plain or .gz text file; else the built-in sentences), then the card again so that it lists the files.
+
+    A failed check leaves the saved student as it is, without ``onnx/`` and unpublished, and stops the run.
+    """
+    if not data_args.export_onnx:
+        return
+    from ..export import ExportCheckError, export_onnx
+
+    out_dir = training_args.output_dir
+    text_files = [f for f in data_args.train_file or [] if not f.endswith((".json", ".jsonl"))]
+    try:
+        export_onnx(
+            out_dir,
+            check_file=text_files[0] if text_files else None,
+            int8_min_agreement=data_args.onnx_int8_min_agreement,
+        )
+    except ExportCheckError as err:
+        raise ExportCheckError(
+            f"{err} The student was saved to {out_dir} without onnx/ and was not published; export it with "
+            f"`hf-eliquare export --model_dir {out_dir}` and the options named above."
+        ) from None
+    write_card(out_dir, language, training_args)
 
 
 def publish(start_: Start, data_args: DataArguments, training_args) -> None:
@@ -510,6 +563,7 @@ def run_distillation(
         )
         run.teacher_parameters = teacher_parameters
         save(best_student, final_tokenizer, run, begun.language, training_args)
+        export(data_args, begun.language, training_args)
         publish(begun, data_args, training_args)
     trainer.accelerator.wait_for_everyone()
     return trainer

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import ConfigurationError, DataError
 from ..evaluation.tasks import find_task_type
 from ..io import write_text_atomically
-from ..runs import DistillationRun, FinetuneResult
+from ..runs import DistillationRun, FinetuneResult, OnnxExportReport
 from . import looks_like_local_path
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 CARD_NAME = "README.md"
 STUDENT_TEMPLATE = "distilled_student.md"
 FINETUNED_TEMPLATE = "finetuned_task_model.md"
+#: The "## ONNX" section both templates show as ``{{ onnx_section }}`` (see :func:`render_onnx_section`).
+ONNX_SECTION_TEMPLATE = "onnx_section.md"
 #: Metadata every card must carry (``base_model`` only when the teacher is a Hub model, see below).
 REQUIRED_METADATA = ("language", "license", "library_name", "pipeline_tag", "tags")
 
@@ -324,6 +326,7 @@ class StudentCardInfo:
     speed_setup: str | None = None
     extra_tags: list[str] = field(default_factory=list)
     eval_results: list[EvalEntry] = field(default_factory=list)
+    onnx: OnnxExportReport | None = None  # onnx/eliquare_onnx.json of `hf-eliquare export`
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike, **overrides: Any) -> StudentCardInfo:
@@ -352,6 +355,7 @@ class StudentCardInfo:
             "teacher_num_layers": eliquare.get("teacher_num_layers"),
             "teacher_layers": eliquare.get("teacher_layers"),
             "vocab_reduction": eliquare.get("vocab_reduction"),
+            "onnx": OnnxExportReport.of_model_dir(model_dir),
         }
         values.update({name: getattr(run, name) for name in sorted(shown) if getattr(run, name) is not None})
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -389,6 +393,7 @@ class FinetunedCardInfo:
     student_num_layers: int | None = None
     extra_tags: list[str] = field(default_factory=list)
     eval_results: list[EvalEntry] = field(default_factory=list)
+    onnx: OnnxExportReport | None = None  # onnx/eliquare_onnx.json of `hf-eliquare export`
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike, **overrides: Any) -> FinetunedCardInfo:
@@ -430,6 +435,7 @@ class FinetunedCardInfo:
             "num_train_epochs": result.num_train_epochs,
             "learning_rate": result.learning_rate,
             "per_device_train_batch_size": result.per_device_train_batch_size,
+            "onnx": OnnxExportReport.of_model_dir(model_dir),
         }
         if results_file.is_file():
             try:
@@ -523,6 +529,59 @@ def _generator() -> str:
     return f"hf_eliquare {__version__}"
 
 
+def _onnx_view(report: OnnxExportReport) -> dict[str, Any]:
+    """What the card's ONNX section shows, from the export report: files, the check, the speed when measured."""
+    files = [
+        dict(name=name, precision=meta.get("precision", NOT_RECORDED), size=f"{meta.get('bytes', 0) / 2**20:.1f} MiB")
+        for name, meta in report.files.items()
+        if not name.endswith(".json")
+    ]
+    check = report.check or {}
+    checks = []
+    for precision, values in (check.get("results") or {}).items():
+        checks.append(
+            dict(
+                precision=precision,
+                max_abs_diff=f"{values.get('max_abs_diff', float('nan')):.2g}",
+                agreement=f"{100 * values.get('argmax_agreement', float('nan')):.2f}%",
+                positions=_show(values.get("positions")),
+            )
+        )
+    speed = report.speed or {}
+    return dict(
+        files=files,
+        checks=checks,
+        compared=check.get("compared", NOT_RECORDED),
+        sentences=_show(check.get("sentences")),
+        source=check.get("source", NOT_RECORDED),
+        inputs=", ".join(f"`{name}`" for name in report.inputs),
+        exporter=report.exporter or NOT_RECORDED,
+        opset=_show(report.opset),
+        speed_rows=speed.get("rows") or [],
+        speed_machine=speed.get("machine", NOT_RECORDED),
+        has_int8=any(name.endswith("model_quantized.onnx") for name in report.files),
+        task=report.task or "fill-mask",
+    )
+
+
+def render_onnx_section(report: OnnxExportReport | None, load_id: str, language_label: str) -> str:
+    """The card's "## ONNX" section (``model_cards/onnx_section.md``) for an exported model, ending with a blank
+    line; ``""`` when the model was not exported.
+
+    Both templates show it as ``{{ onnx_section }}``. It is rendered here rather than included by the templates
+    because :meth:`ModelCard.from_template` renders a template string without a Jinja loader, so
+    ``{% include %}`` / ``{% import %}`` cannot reach another file.
+    """
+    if report is None:
+        return ""
+    import jinja2
+
+    text = jinja2.Template(load_template(ONNX_SECTION_TEMPLATE)).render(
+        onnx=_onnx_view(report), load_id=load_id, language_label=language_label
+    )
+    return text.strip("\n") + "\n\n"
+
+
 def _tags(base: Sequence[str], info: StudentCardInfo | FinetunedCardInfo) -> list[str]:
     tags = list(base)
     for tag in info.extra_tags:
@@ -537,11 +596,14 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
 
     summaries = summarize_eval(info.eval_results)
     title = info.hub_model_id or info.model_name or "Eliquare student"
+    load_id = info.hub_model_id or "path/to/this/model"
     tags = ["distillation", "eliquare", "language-specific"]
     if info.vocab_reduction:
         tags.append("vocabulary-reduction")
     if info.model_type:
         tags.append(info.model_type)
+    if info.onnx is not None:
+        tags.append("onnx")
     base_model = info.base_model or teacher_hub_id(info.teacher)
     card_data = ModelCardData(
         language=[info.lang] if info.lang else None,
@@ -583,7 +645,8 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         vocab_share=_share(vr.get("kept_vocab_size"), vr.get("original_vocab_size")),
         size_share=_share(info.student_parameters, info.teacher_parameters),
         eval_rows=_eval_rows(summaries),
-        load_id=info.hub_model_id or "path/to/this/model",
+        load_id=load_id,
+        onnx_section=render_onnx_section(info.onnx, load_id, _language_label(info)),
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(STUDENT_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)
@@ -595,13 +658,19 @@ def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathL
 
     summaries = summarize_eval(info.eval_results)
     title = info.hub_model_id or info.model_name or "Fine-tuned Eliquare model"
+    load_id = info.hub_model_id or "path/to/this/model"
     base_model = info.base_model if info.base_model and teacher_hub_id(info.base_model) == info.base_model else None
     card_data = ModelCardData(
         language=[info.lang] if info.lang else None,
         license=info.license or "unknown",
         library_name="transformers",
         pipeline_tag=info.pipeline_tag,
-        tags=_tags(["eliquare", "distillation", "language-specific"] + ([info.task] if info.task else []), info),
+        tags=_tags(
+            ["eliquare", "distillation", "language-specific"]
+            + ([info.task] if info.task else [])
+            + (["onnx"] if info.onnx is not None else []),
+            info,
+        ),
         base_model=base_model,
         datasets=_hub_datasets(info.dataset),
         model_name=title if summaries else None,  # only used by the model-index
@@ -615,7 +684,8 @@ def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathL
         language_label=_language_label(info),
         labels=", ".join(info.labels) if info.labels else NOT_RECORDED,
         eval_rows=_eval_rows(summaries),
-        load_id=info.hub_model_id or "path/to/this/model",
+        load_id=load_id,
+        onnx_section=render_onnx_section(info.onnx, load_id, _language_label(info)),
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(FINETUNED_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)

@@ -5,9 +5,10 @@ Three steps, so that a mistake costs seconds instead of a training run:
 1. :func:`preflight_push` runs at start-up, before any data or model is loaded: it fails fast when the Hub cannot be
    reached or no token is available, naming the fix.
 2. :func:`upload_files` decides what is published: the top-level safetensors weights, ``config.json``, the tokenizer
-   files, the card ``README.md`` and the run summary ``eliquare_run.json`` — never ``checkpoint-*/``, optimizer or
-   scheduler states, ``training_args.bin`` or TensorBoard ``runs/``. :func:`stage_upload` (the dry run) copies exactly
-   these files into a folder.
+   files, the card ``README.md``, the run summary ``eliquare_run.json`` and, when the model was exported
+   (:mod:`hf_eliquare.export`), ``onnx/model.onnx``, ``onnx/model_quantized.onnx`` and their report — never
+   ``checkpoint-*/``, optimizer or scheduler states, ``training_args.bin`` or TensorBoard ``runs/``.
+   :func:`stage_upload` (the dry run) copies exactly these files into a folder.
 3. :func:`push_student` uploads them with ``HfApi.upload_folder(allow_patterns=<that same list>)``, so the dry run and
    the real push send the same files.
 """
@@ -143,7 +144,24 @@ def upload_files(model_dir: str | os.PathLike) -> list[str]:
             f"{str(model_dir)!r} holds no tokenizer (tokenizer_config.json); save it next to the model with "
             "tokenizer.save_pretrained(DIR) so that the Hub model can be loaded."
         )
-    return sorted(set(weights) | {name for name in MODEL_FILES if name in present} | set(tokenizer))
+    published = set(weights) | {name for name in MODEL_FILES if name in present} | set(tokenizer)
+    return sorted(published | set(onnx_files(model_dir)))
+
+
+def onnx_files(model_dir: str | os.PathLike) -> list[str]:
+    """``onnx/...`` files of an exported model (see :mod:`hf_eliquare.export`); raises when the export is partial."""
+    from ..export import FP32_FILE, ONNX_DIR, ONNX_FILES, REPORT_FILE
+
+    folder = Path(model_dir) / ONNX_DIR
+    if not folder.is_dir():
+        return []
+    present = [name for name in ONNX_FILES if (folder / name).is_file()]
+    if FP32_FILE not in present or REPORT_FILE not in present:
+        raise ConfigurationError(
+            f"{str(folder)!r} lacks {FP32_FILE} or {REPORT_FILE} (an interrupted or hand-made export); export again "
+            "with `hf-eliquare export --model_dir DIR`, or delete the folder."
+        )
+    return [f"{ONNX_DIR}/{name}" for name in present]
 
 
 def allow_patterns(files: Sequence[str]) -> list[str]:
@@ -158,6 +176,7 @@ def stage_upload(model_dir: str | os.PathLike, staging_dir: str | os.PathLike) -
     staging = Path(staging_dir)
     with atomic_output_dir(staging) as tmp:  # the folder is new or empty (checked above)
         for name in files:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)  # onnx/
             shutil.copy2(Path(model_dir) / name, tmp / name)
     logger.info(
         "Dry run: a push would upload these files (staged in %s):\n%s", staging, format_listing(staging, files)

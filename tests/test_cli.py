@@ -158,3 +158,13 @@ def test_disk_full_is_one_error_line(capsys):
     assert (
         err.startswith("error: The disk is full while writing '/data/out/model.safetensors'") and err.count("\n") == 1
     )
+
+
+def test_public_api_names_resolve():
+    import hf_eliquare
+
+    assert sorted(hf_eliquare.__all__) == sorted(hf_eliquare._PUBLIC) and len(hf_eliquare.__all__) == 19
+    for name in hf_eliquare.__all__:
+        assert getattr(hf_eliquare, name).__name__ == name
+    with pytest.raises(AttributeError):
+        hf_eliquare.kl_div_loss  # noqa: B018 (importable from hf_eliquare.losses, not public)

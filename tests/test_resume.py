@@ -46,6 +46,14 @@ def losses_by_step(out_dir):
     }
 
 
+def _complete_json(path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def kill_after_checkpoint(argv, out_dir, step):
     """Start run_distill.py and SIGKILL it as soon as checkpoint-<step> is completely written."""
     process = subprocess.Popen(
@@ -58,7 +66,7 @@ def kill_after_checkpoint(argv, out_dir, step):
     )
     marker = out_dir / f"checkpoint-{step}" / "trainer_state.json"
     deadline = time.time() + 240
-    while not marker.exists():
+    while not _complete_json(marker):  # exists is not enough: the file is created before it is written
         if process.poll() is not None:
             pytest.fail(
                 f"the run ended (rc={process.returncode}) before checkpoint-{step}: {process.stderr.read()[-2000:]}"

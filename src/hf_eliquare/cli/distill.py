@@ -17,28 +17,24 @@ import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..config import DistillationTrainingArguments
-from ..data import load_sentence_splits, token_counts, tokenize_splits
 from ..errors import ConfigurationError
 from ..io import atomic_output_dir, check_output_dir, check_writable, holds_finished_model
 from ..languages import LANGUAGES, Language, get_language
-from ..masking import DataCollatorForDistillation, mlm_token_probs
 from ..runs import DistillationRun
-from ..student import (
-    create_student,
-    default_teacher_layers,
-    freeze_position_embeddings,
-    is_roberta_like,
-    validate_teacher_layers,
-)
-from ..trainer import DistillationTrainer
-from ..vocab import VocabSelection
 from . import parse_args as parse_cli_args
 from . import setup_logging
 from .checkpoints import last_complete_checkpoint
+
+if TYPE_CHECKING:
+    from ..vocab import VocabSelection
+
+# The heavy modules (models, datasets, the Trainer) are imported in the steps that use them, so that a
+# mistake found at start-up (a flag, a path, a Hub id while offline) is reported within seconds.
 from .checks import (
     check_input_files,
     check_probability,
@@ -135,6 +131,8 @@ class DataArguments:
     @property
     def selection(self) -> VocabSelection:
         """The VocabReduce rule these flags give."""
+        from ..vocab import VocabSelection
+
         try:
             return VocabSelection(min_sentence_fraction=self.min_sentence_fraction)
         except ConfigurationError as err:
@@ -255,6 +253,8 @@ def start(model_args: ModelArguments, data_args: DataArguments, training_args: D
 
 
 def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
+    from ..student import is_roberta_like
+
     limit = teacher.config.max_position_embeddings
     if is_roberta_like(teacher):
         limit -= (tokenizer.pad_token_id or 1) + 1  # RoBERTa positions start after the padding index
@@ -267,6 +267,8 @@ def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
 
 def check_student_layers(teacher, model_args: ModelArguments) -> None:
     """Validate ``--num_student_layers`` / ``--student_layers`` against the teacher's depth."""
+    from ..student import default_teacher_layers, validate_teacher_layers
+
     depth = teacher.config.num_hidden_layers
     if model_args.student_layers is not None:
         validate_teacher_layers(model_args.student_layers, depth)
@@ -303,6 +305,8 @@ def corpus_description(data_args: DataArguments, language: Language) -> tuple[st
 
 def load_corpus(data_args: DataArguments, model_args: ModelArguments, language: Language, seed: int):
     """Train/validation sentences of the target language (local files or Wikipedia)."""
+    from ..data import load_sentence_splits
+
     wikipedia_config, _ = corpus_description(data_args, language)
     return load_sentence_splits(
         train_files=data_args.train_file,
@@ -344,6 +348,8 @@ def reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: st
 
 def build_sequences(data_args: DataArguments, sentences, tokenizer):
     """Token sequences of at most ``max_seq_length`` (longer sentences are cut into several)."""
+    from ..data import tokenize_splits
+
     datasets = tokenize_splits(
         sentences,
         tokenizer,
@@ -368,6 +374,8 @@ def build_sequences(data_args: DataArguments, sentences, tokenizer):
 
 def build_student(teacher, model_args: ModelArguments):
     """The 2n−1 student, position embeddings frozen for RoBERTa-like models unless told otherwise."""
+    from ..student import create_student, freeze_position_embeddings, is_roberta_like
+
     student = create_student(teacher, num_layers=model_args.num_student_layers, layers=model_args.student_layers)
     freeze = model_args.freeze_position_embeddings
     if freeze if freeze is not None else is_roberta_like(student):
@@ -385,6 +393,9 @@ def build_student(teacher, model_args: ModelArguments):
 
 def train(student, teacher, tokenizer, train_dataset, eval_dataset, counts, training_args, resume_from):
     """Masking collator + :class:`DistillationTrainer`; returns ``(trainer, metrics, runtime in s)``."""
+    from ..masking import DataCollatorForDistillation, mlm_token_probs
+    from ..trainer import DistillationTrainer
+
     collator = DataCollatorForDistillation(
         tokenizer=tokenizer,
         token_probs=mlm_token_probs(counts, tokenizer.all_special_ids, smoothing=training_args.mlm_smoothing),
@@ -538,6 +549,8 @@ def run_distillation(
     model_args: ModelArguments, data_args: DataArguments, training_args: DistillationTrainingArguments
 ):
     """Run the whole job; returns the trainer (its ``model`` is the best student)."""
+    from ..data import token_counts
+
     begun = start(model_args, data_args, training_args)
     teacher, tokenizer = load_teacher(model_args, data_args)
     teacher_parameters = teacher.num_parameters()

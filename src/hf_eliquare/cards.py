@@ -322,6 +322,7 @@ class StudentCardInfo:
     teacher: str | None = None
     teacher_num_layers: int | None = None
     teacher_layers: list[int] | None = None
+    distillation_init: dict[str, Any] | None = None
     vocab_reduction: dict[str, Any] | None = None
     # run summary (eliquare_run.json)
     alpha_ce: float | None = None
@@ -380,6 +381,7 @@ class StudentCardInfo:
             "teacher": eliquare.get("teacher"),
             "teacher_num_layers": eliquare.get("teacher_num_layers"),
             "teacher_layers": eliquare.get("teacher_layers"),
+            "distillation_init": eliquare.get("distillation_init"),
             "vocab_reduction": eliquare.get("vocab_reduction"),
         }
         unknown = sorted(set(run) - names)
@@ -613,6 +615,7 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         generator=_generator(),
         language_label=_language_label(info),
         layers_copied=_show(info.teacher_layers),
+        initialisation=_initialisation(info.distillation_init),
         ce_positions=ce_positions,
         effective_batch=effective_batch,
         wall_time=_duration(info.train_runtime_s),
@@ -623,6 +626,22 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(STUDENT_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)
+
+
+def _initialisation(init: dict[str, Any] | None) -> str:
+    """How the student's weights were initialised (``config.eliquare["distillation_init"]``), in words."""
+    if not init:
+        return "copied from the teacher"  # students made before narrow students existed
+    if init.get("method") == "random":
+        return "random (trained from scratch)"
+    if init.get("method") == "weight_selection":
+        return (
+            "weight selection from the teacher (evenly spaced dimensions, the same in every layer): hidden "
+            f"{init.get('hidden_size')} of {init.get('teacher_hidden_size')}, {init.get('num_attention_heads')} of "
+            f"{init.get('teacher_num_attention_heads')} heads, FFN {init.get('intermediate_size')} of "
+            f"{init.get('teacher_intermediate_size')}"
+        )
+    return "copied from the teacher"
 
 
 def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathLike | None = None):

@@ -25,6 +25,7 @@ from .errors import ConfigurationError, OutputDirError
 from .hub import resolve_pretrained
 from .languages import LANGUAGES, Language, get_language
 from .masking import DataCollatorForDistillation, mlm_token_probs
+from .objectives import detach_projections, plan_objectives
 from .student import (
     check_supported,
     create_student,
@@ -32,6 +33,7 @@ from .student import (
     freeze_position_embeddings,
     is_roberta_like,
     load_masked_lm,
+    student_config,
     validate_teacher_layers,
 )
 from .trainer import DistillationTrainer
@@ -54,6 +56,22 @@ class ModelArguments:
     student_layers: list[int] | None = field(
         default=None,
         metadata={"help": "0-based teacher layers to copy, increasing (default: every other layer from the first)."},
+    )
+    student_hidden_size: int | None = field(
+        default=None, metadata={"help": "Width of the student (default: the teacher's). See docs/narrow_students.md."}
+    )
+    student_num_attention_heads: int | None = field(
+        default=None, metadata={"help": "Attention heads of the student (default: keep the teacher's head size)."}
+    )
+    student_intermediate_size: int | None = field(
+        default=None, metadata={"help": "FFN size of the student (default: the teacher's FFN/width ratio)."}
+    )
+    student_init: str = field(
+        default="teacher",
+        metadata={
+            "help": "'teacher': copy (or, narrower, weight-select) the teacher's weights; 'random': from scratch.",
+            "choices": ["teacher", "random"],
+        },
     )
     freeze_position_embeddings: bool | None = field(
         default=None,
@@ -197,13 +215,26 @@ def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
         )
 
 
-def check_student_layers(teacher, model_args: ModelArguments) -> None:
-    """Validate ``--num_student_layers`` / ``--student_layers`` against the teacher's depth."""
+def check_student_layers(teacher, model_args: ModelArguments, training_args=None) -> None:
+    """Validate ``--num_student_layers`` / ``--student_layers``, the student's shape and (with ``training_args``)
+    the optional loss terms against the teacher."""
     depth = teacher.config.num_hidden_layers
     if model_args.student_layers is not None:
-        validate_teacher_layers(model_args.student_layers, depth)
+        layers = validate_teacher_layers(model_args.student_layers, depth)
     else:
-        default_teacher_layers(depth, model_args.num_student_layers)
+        layers = default_teacher_layers(depth, model_args.num_student_layers)
+    if model_args.student_init not in ("teacher", "random"):
+        raise ConfigurationError(f"--student_init must be teacher or random, got {model_args.student_init!r}.")
+    config = student_config(
+        teacher.config,
+        layers,
+        model_args.student_hidden_size,
+        model_args.student_num_attention_heads,
+        model_args.student_intermediate_size,
+    )
+    config.eliquare = {"teacher_layers": layers}
+    if training_args is not None:
+        plan_objectives(training_args, teacher.config, config)
 
 
 def _hardware(training_args) -> str:
@@ -256,7 +287,7 @@ def run_distillation(
     push, private, hub_token = _preflight_publishing(data_args, training_args)
     teacher, tokenizer = load_teacher_and_tokenizer(model_args)
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
-    check_student_layers(teacher, model_args)  # before any corpus work: a typo should cost seconds
+    check_student_layers(teacher, model_args, training_args)  # before any corpus work: a typo should cost seconds
     teacher_parameters = teacher.num_parameters()
 
     wikipedia_config = data_args.wikipedia_config
@@ -301,7 +332,15 @@ def run_distillation(
     )
 
     counts = token_counts(train_dataset, teacher.config.vocab_size)
-    student = create_student(teacher, num_layers=model_args.num_student_layers, layers=model_args.student_layers)
+    student = create_student(
+        teacher,
+        num_layers=model_args.num_student_layers,
+        layers=model_args.student_layers,
+        hidden_size=model_args.student_hidden_size,
+        num_attention_heads=model_args.student_num_attention_heads,
+        intermediate_size=model_args.student_intermediate_size,
+        init=model_args.student_init,
+    )
     freeze = model_args.freeze_position_embeddings
     if freeze is None:
         freeze = is_roberta_like(student)
@@ -340,6 +379,7 @@ def run_distillation(
     metrics.update(trainer.evaluate())
     trainer.log_metrics("train", metrics)
 
+    detach_projections(trainer.model)  # the learned projections (narrow students) are not part of the model
     if trainer.is_world_process_zero():
         best_student, final_tokenizer = trainer.model, tokenizer
         if data_args.vocab_reduction == "post":
@@ -354,6 +394,18 @@ def run_distillation(
             "alpha_mlm": training_args.alpha_mlm,
             "alpha_cos": training_args.alpha_cos,
             "temperature": training_args.temperature,
+            **{
+                k: getattr(training_args, k)
+                for k in (
+                    "alpha_hidden",
+                    "hidden_loss",
+                    "hidden_layer_map",
+                    "alpha_attn",
+                    "alpha_rel",
+                    "relation_heads",
+                )
+            },
+            "distillation_init": (getattr(best_student.config, "eliquare", None) or {}).get("distillation_init"),
             "restrict_ce_to_mask": training_args.restrict_ce_to_mask,
             "mlm_probability": training_args.mlm_probability,
             "mlm_smoothing": training_args.mlm_smoothing,

@@ -356,3 +356,55 @@ def test_bf16_step_with_new_terms(tmp_path):
     assert abs(losses[True][0] - losses[False][0]) < 3e-2 * abs(losses[False][0])
     for key, value in losses[False][1].items():
         assert abs(losses[True][1][key] - value) < 5e-2 * abs(value) + 1e-3, key
+
+
+# ------------------------------------------------------------------------------------------------ run_distill.py
+@pytest.mark.parametrize("reduction", ["pre", "post"])
+def test_run_distill_narrow_student_end_to_end(tiny_teacher_and_corpus, tmp_path, reduction):
+    from test_run_distill import base_argv, load_script
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+    teacher, corpus = tiny_teacher_and_corpus  # hidden 32, 2 heads of 16, 4 layers
+    out = tmp_path / "student"
+    extra = [
+        "--vocab_reduction", reduction, "--min_sentence_fraction", "0.01", "--num_train_epochs", "1",
+        "--student_hidden_size", "16", "--alpha_hidden", "1", "--alpha_rel", "1", "--relation_heads", "4",
+    ]  # fmt: skip
+    trainer = load_script().main(base_argv(teacher, corpus, out, *extra))
+    logged = [h for h in trainer.state.log_history if "loss_rel" in h]
+    assert logged and all(math.isfinite(h["loss_hidden"]) for h in logged)
+    assert any("eval_loss_rel" in h and "eval_loss_hidden" in h for h in trainer.state.log_history)
+
+    model, info = AutoModelForMaskedLM.from_pretrained(out, output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["missing_keys"], "a plain *ForMaskedLM, no projections"
+    assert (model.config.hidden_size, model.config.num_attention_heads, model.config.intermediate_size) == (16, 1, 32)
+    assert model.config.eliquare["distillation_init"]["method"] == "weight_selection"
+    assert model.config.eliquare["vocab_reduction"]["kept_vocab_size"] == model.config.vocab_size
+    run = json.loads((out / "eliquare_run.json").read_text())
+    assert run["alpha_rel"] == 1.0 and run["relation_heads"] == 4
+    assert run["distillation_init"]["method"] == "weight_selection"
+    assert run["student_parameters"] == model.num_parameters()
+    card = (out / "README.md").read_text()
+    assert "weight selection from the teacher" in card and "hidden 16 of 32" in card
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+    assert len(fill(f"Ka {tokenizer.mask_token} li.")) == 5
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--student_hidden_size", "24", "--student_num_attention_heads", "5"], ["not divisible by its 5"]),
+        (["--student_hidden_size", "16", "--alpha_attn", "1"], ["teacher has 2 heads and the student 1"]),
+        (["--alpha_rel", "1", "--relation_heads", "5"], ["--relation_heads 5 must divide"]),
+        (["--alpha_hidden", "1", "--hidden_layer_map", "0", "9"], ["out of range"]),
+    ],
+)
+def test_run_distill_refuses_impossible_shapes_before_corpus_work(tmp_path, capsys, extra, fragments):
+    from _reliability import build_teacher, distill_argv, load_script, looks_finished, write_corpus
+    from test_bad_inputs import fails
+
+    teacher = build_teacher(tmp_path / "teacher")
+    corpus = write_corpus(tmp_path / "corpus.txt", 20)
+    fails(load_script(), capsys, distill_argv(teacher, corpus, tmp_path / "out", *extra), *fragments)
+    assert not looks_finished(tmp_path / "out")

@@ -408,3 +408,54 @@ def test_run_distill_refuses_impossible_shapes_before_corpus_work(tmp_path, caps
     corpus = write_corpus(tmp_path / "corpus.txt", 20)
     fails(load_script(), capsys, distill_argv(teacher, corpus, tmp_path / "out", *extra), *fragments)
     assert not looks_finished(tmp_path / "out")
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is not available in this torch build")  # fmt: skip
+def test_two_processes_equal_one_with_the_new_terms_and_a_narrow_student(tmp_path):
+    """DDP over gloo: the projections are synchronised and the new terms use the global token counts."""
+    import sys
+
+    from _reliability import (
+        build_teacher,
+        distill_argv,
+        max_weight_difference,
+        run_script,
+        subprocess_env,
+        write_corpus,
+    )
+    from test_multiprocess import free_port, history
+
+    teacher = build_teacher(tmp_path / "teacher", dropout=0.0)
+    corpus = write_corpus(tmp_path / "corpus.txt", 60)
+
+    def argv(out, accumulation):
+        return distill_argv(
+            teacher, corpus, out,
+            "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", str(accumulation),
+            "--max_train_samples", "32", "--num_train_epochs", "1", "--seed", "5", "--learning_rate", "2e-3",
+            "--logging_steps", "1", "--eval_strategy", "epoch", "--save_strategy", "epoch",
+            "--student_hidden_size", "16", "--alpha_hidden", "1", "--alpha_rel", "1", "--relation_heads", "4",
+        )  # fmt: skip
+
+    port = free_port()
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+    ]  # fmt: skip
+    env = subprocess_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    two = run_script(argv(tmp_path / "two", 2), env=env, launcher=launcher)
+    if two.returncode != 0 and "gloo" in two.stderr.lower() and "connect" in two.stderr.lower():
+        pytest.skip(f"accelerate could not start two gloo processes here: {two.stderr[-500:]}")
+    assert two.returncode == 0, two.stderr[-4000:]
+    one = run_script(argv(tmp_path / "one", 4))
+    assert one.returncode == 0, one.stderr[-4000:]
+    h_two, h_one = history(tmp_path / "two"), history(tmp_path / "one")
+    compared = 0
+    for a, b in zip(h_two, h_one, strict=True):
+        for key in ("loss", "loss_cos", "loss_hidden", "loss_rel", "eval_loss", "eval_loss_rel"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a["step"])
+                compared += 1
+    assert compared >= 2 * 4 + 2
+    assert max_weight_difference(tmp_path / "two", tmp_path / "one") <= 1e-5

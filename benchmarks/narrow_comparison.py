@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relation_heads", default="8")
     parser.add_argument("--speed_repeats", type=int, default=20)
     parser.add_argument("--report_only", action="store_true")
+    parser.add_argument(
+        "--finetune_extra", nargs=argparse.REMAINDER, default=[], help="passed on to run_eval_table.py (last)"
+    )
     args = parser.parse_args(argv)
     if not (DATA / "text" / "sl.txt.gz").exists():
         print(f"skipped: needs the shared data at {DATA}")
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         run(
             [sys.executable, "examples/run_eval_table.py", "--models", *models, "--tasks", *TASKS, "--seeds", seed,
              "--num_train_epochs", args.finetune_epochs, "--output_dir", out / "eval", "--report_to", "none",
-             "--disable_tqdm", "true", "--use_cpu"],
+             "--disable_tqdm", "true", "--use_cpu", *args.finetune_extra],
             out / "logs" / "finetune.log",
         )  # fmt: skip
         print(report(out, names, best), flush=True)

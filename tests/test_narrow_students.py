@@ -459,3 +459,24 @@ def test_two_processes_equal_one_with_the_new_terms_and_a_narrow_student(tmp_pat
                 compared += 1
     assert compared >= 2 * 4 + 2
     assert max_weight_difference(tmp_path / "two", tmp_path / "one") <= 1e-5
+
+
+def test_equal_widths_need_no_projection(tmp_path):
+    teacher = wide_teacher()
+    student = create_student(teacher, num_layers=2)
+    args = make_args(tmp_path, alpha_hidden=1.0, hidden_loss="cosine", alpha_attn=1.0, hidden_layer_map=[1, 3])
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
+    assert not hasattr(student, PROJECTIONS_ATTRIBUTE)
+    assert trainer.objective_plan.layer_map == (1, 3)
+    batch = premasked_batch(seed=6)
+    _, parts = trainer.compute_loss(student, dict(batch), return_outputs=True)
+    # the literal cosine between the mapped layers' outputs, averaged over the two pairs
+    with torch.no_grad():
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        s = student(**inputs, output_hidden_states=True).hidden_states
+        t = teacher(**inputs, output_hidden_states=True).hidden_states
+    rows = batch["attention_mask"].bool()
+    ones = torch.ones(int(rows.sum()))
+    ref = sum(nn.CosineEmbeddingLoss()(s[i + 1][rows], t[j + 1][rows], ones) for i, j in enumerate([1, 3])) / 2
+    assert abs(parts.extra["loss_hidden"].item() - ref.item()) <= 1e-5
+    assert parts.extra["loss_attn"] > 0

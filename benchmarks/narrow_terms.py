@@ -103,6 +103,76 @@ def run(quick: bool = False, batch: int | None = None, steps: int | None = None,
     return results
 
 
+def run_terms_alone(batch: int, length: int = 128, repeats: int = 10) -> dict:
+    """Forward + backward of each optional loss alone, on fixed random activations of bert-base shape (student
+    6 layers at width 768 or 384, teacher 12 layers at 768): the cost the term adds on top of the models'
+    forward passes (the hooks and ``output_hidden_states`` only keep references to existing tensors)."""
+    import torch
+    from torch import nn
+
+    from hf_eliquare.losses import attention_kl_loss, hidden_state_loss, minilm_relation_loss
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    rows = mask.bool()
+    teacher = [torch.randn(batch, length, 768, generator=g) for _ in range(3)]
+
+    def student(width):
+        return [torch.randn(batch, length, width, generator=g, requires_grad=True) for _ in range(3)]
+
+    def hidden_mse(width, pairs=6):
+        s = student(width)[0]
+        projections = nn.ModuleList(nn.Linear(width, 768) for _ in range(pairs)) if width != 768 else None
+
+        def f():
+            losses = [hidden_state_loss((projections[i](s[rows]) if projections else s[rows]), teacher[0][rows])
+                      for i in range(pairs)]  # fmt: skip
+            return torch.stack(losses).mean()
+
+        return f
+
+    def attention(width, heads=12, pairs=6):
+        q, k, _ = student(width)
+        return lambda: torch.stack([attention_kl_loss(q, k, teacher[0], teacher[1], mask, heads)
+                                    for _ in range(pairs)]).mean()  # fmt: skip
+
+    def relations(width, relation_heads=12):
+        qkv = student(width)
+        return lambda: minilm_relation_loss(tuple(qkv), tuple(teacher), mask, relation_heads)
+
+    cases = {
+        "hidden MSE, 6 pairs, 768 → 768": hidden_mse(768),
+        "hidden MSE, 6 pairs, 384 → 768 (projections)": hidden_mse(384),
+        "attention KL, 6 pairs, 12 heads": attention(768),
+        "MiniLMv2 relations, 1 pair, 12 relation heads, 768": relations(768),
+        "MiniLMv2 relations, 1 pair, 12 relation heads, 384 → 768": relations(384),
+    }
+    out = {}
+    for name, f in cases.items():
+        f().backward()  # warm-up
+        wall, cpu = [], []
+        for _ in range(repeats):
+            start, c = time.perf_counter(), time.process_time()
+            f().backward()
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - c)
+        out[name] = {"median_s": sorted(wall)[len(wall) // 2], "median_cpu_s": sorted(cpu)[len(cpu) // 2]}
+    return {"batch": batch, "length": length, "repeats": repeats, "terms": out}
+
+
+def terms_markdown(results: dict) -> str:
+    lines = [
+        f"The terms alone (forward + backward), batch {results['batch']} × {results['length']}, median of "
+        f"{results['repeats']}:",
+        "",
+        "| term | wall (ms) | CPU (ms) |",
+        "|---|---:|---:|",
+    ]
+    for name, v in results["terms"].items():
+        lines.append(f"| {name} | {1000 * v['median_s']:.0f} | {1000 * v['median_cpu_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def to_markdown(results: dict) -> str:
     variants = results["variants"]
     first = {"full": "full: triple loss (default)", "half": "half: triple loss (cos via projection)"}
@@ -129,12 +199,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--json", help="write the raw numbers here")
+    parser.add_argument("--terms_only", action="store_true", help="only the table of the terms alone")
     args = parser.parse_args(argv)
+    if args.terms_only:
+        from .common import environment
+
+        results = {
+            "environment": environment(),
+            "terms_alone": run_terms_alone(args.batch or (2 if args.quick else 8)),
+        }
+        print(terms_markdown(results["terms_alone"]))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(results, handle, indent=2)
+        return 0
     results = run(quick=args.quick, batch=args.batch, steps=args.steps)
+    results["terms_alone"] = run_terms_alone(results["batch"])
     env = results["environment"]
     print(f"{env['cpu']}, {env['cpus']} CPU(s), torch {env['torch']}, load average at start "
           f"{env['load_average_at_start']:.2f}\n")  # fmt: skip
     print(to_markdown(results))
+    print()
+    print(terms_markdown(results["terms_alone"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)

@@ -482,3 +482,42 @@ def test_equal_widths_need_no_projection(tmp_path):
     ref = sum(nn.CosineEmbeddingLoss()(s[i + 1][rows], t[j + 1][rows], ones) for i, j in enumerate([1, 3])) / 2
     assert abs(parts.extra["loss_hidden"].item() - ref.item()) <= 1e-5
     assert parts.extra["loss_attn"] > 0
+
+
+# ------------------------------------------------------------------------------------------------ card, start-up
+def test_card_shows_initialisation_and_the_optional_terms_only_when_weighted(tmp_path):
+    from huggingface_hub import ModelCard
+    from test_cards import make_student_dir
+
+    from hf_eliquare.hub.cards import write_student_card
+
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "terms").mkdir()
+    plain = make_student_dir(tmp_path / "plain")
+    text = ModelCard.load(write_student_card(plain)).text
+    assert "| Student initialisation | copied from the teacher |" in text  # made before narrow students existed
+    assert "Additional loss terms" not in text
+    assert "| α_ce / α_mlm / α_cos | 5 / 2 / 1 |\n| Temperature τ | 2 |" in text  # the table stays one table
+
+    run = {"alpha_attn": 2.0, "alpha_hidden": 0.0, "alpha_rel": 3.0, "relation_heads": 8}
+    run.update(relation_teacher_layer=-2, relation_student_layer=1, distillation_init={"method": "random"})
+    terms = make_student_dir(tmp_path / "terms", run=run)
+    text = ModelCard.load(write_student_card(terms)).text
+    assert "| Student initialisation | random (trained from scratch) |" in text
+    assert (
+        "| Additional loss terms | + 2 · attention-distribution KL + 3 · MiniLMv2 Q–Q/K–K/V–V relations "
+        "(8 relation heads, teacher layer -2 (from the end) → student layer 1) |\n| Temperature τ |"
+    ) in text
+
+
+def test_student_shape_flags_are_refused_before_the_teacher_is_loaded(tmp_path, capsys):
+    from _reliability import distill_argv, load_script, write_corpus
+    from test_bad_inputs import fails
+
+    corpus = write_corpus(tmp_path / "corpus.txt", 5)
+    missing_teacher = tmp_path / "no-such-teacher"  # loading it would fail: the flag is refused first
+    argv = distill_argv(missing_teacher, corpus, tmp_path / "out", "--student_hidden_size", "0")
+    fails(load_script(), capsys, argv, "--student_hidden_size must be at least 1")
+    argv = distill_argv(missing_teacher, corpus, tmp_path / "out", "--student_init", "zeros")
+    fails(load_script(), capsys, argv, "--student_init", "zeros")
+    assert not (tmp_path / "out").exists()

@@ -500,8 +500,11 @@ def test_card_shows_initialisation_and_the_optional_terms_only_when_weighted(tmp
     assert "| α_ce / α_mlm / α_cos | 5 / 2 / 1 |\n| Temperature τ | 2 |" in text  # the table stays one table
 
     run = {"alpha_attn": 2.0, "alpha_hidden": 0.0, "alpha_rel": 3.0, "relation_heads": 8}
-    run.update(relation_teacher_layer=-2, relation_student_layer=1, distillation_init={"method": "random"})
+    run.update(relation_teacher_layer=-2, relation_student_layer=1, distillation_init={"method": "weight_selection"})
     terms = make_student_dir(tmp_path / "terms", run=run)
+    config = json.loads((terms / "config.json").read_text())
+    config["eliquare"]["distillation_init"] = {"method": "random"}  # the model's own record wins over the summary's
+    (terms / "config.json").write_text(json.dumps(config))
     text = ModelCard.load(write_student_card(terms)).text
     assert "| Student initialisation | random (trained from scratch) |" in text
     assert (

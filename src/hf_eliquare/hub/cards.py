@@ -350,6 +350,7 @@ class StudentCardInfo:
         eliquare = config.get("eliquare") or {}
         run = DistillationRun.load(model_dir) if (model_dir / RUN_SUMMARY_NAME).is_file() else DistillationRun()
         shown = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(DistillationRun)}
+        shown -= {"distillation_init"}  # the model's own record in config.json (the run summary holds a copy)
         values: dict[str, Any] = {
             "model_name": model_dir.resolve().name,
             "architecture": (config.get("architectures") or [None])[0],

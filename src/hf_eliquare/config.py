@@ -30,6 +30,35 @@ class DistillationTrainingArguments(TrainingArguments):
         restrict_ce_to_mask (`bool`, *optional*, defaults to `False`):
             Compute the distillation loss at the masked positions only, instead of at every non-padding
             position. The MLM heads of teacher and student then run on ~15% of the positions.
+            With a student narrower than the teacher, `L_cos` compares the teacher's last hidden states with a
+            learned linear projection of the student's (see below).
+
+        > Layer-to-layer and attention terms (off by default; docs/narrow_students.md)
+
+        alpha_hidden (`float`, *optional*, defaults to `0.0`):
+            Weight of the hidden-state loss between mapped layers (TinyBERT / PKD), mean over the layer pairs.
+            When the widths differ, each student layer goes through its own learned linear projection to the
+            teacher's width; the projections are trained with the student, saved in checkpoints and dropped
+            from the final model.
+        hidden_loss (`str`, *optional*, defaults to `"mse"`):
+            `"mse"` (TinyBERT: mean squared error per position) or `"cosine"` (`1 − cos`).
+        hidden_layer_map (`list[int]`, *optional*):
+            For each student layer, the 0-based teacher layer whose output it learns. Default: the layers the
+            student was initialised from (`config.eliquare["teacher_layers"]`, DistilBERT's 2n − 1 map), else
+            evenly spaced ones.
+        alpha_attn (`float`, *optional*, defaults to `0.0`):
+            Weight of the attention-distribution KL between the mapped layers (TinyBERT's layer map, MiniLM's
+            KL), mean over heads and layer pairs. Needs equal head counts in teacher and student.
+        alpha_rel (`float`, *optional*, defaults to `0.0`):
+            Weight of MiniLMv2's self-attention relation loss (Q–Q + K–K + V–V KL) from
+            `relation_teacher_layer` to `relation_student_layer`; works across widths and head counts.
+        relation_heads (`int`, *optional*):
+            Relation heads of MiniLMv2 (must divide both widths). Default: the student's attention heads.
+        relation_teacher_layer / relation_student_layer (`int`, *optional*, defaults to `-1`):
+            0-based layers (negative: from the end) of the relation loss; default: last → last.
+
+        Q, K and V are read by forward hooks on the attention projections, so the models keep their fast
+        (SDPA / flash) attention; the attention maps are recomputed in the loss.
 
         > Masking
 
@@ -72,6 +101,25 @@ class DistillationTrainingArguments(TrainingArguments):
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the distillation loss."})
     restrict_ce_to_mask: bool = field(
         default=False, metadata={"help": "Distillation loss at the masked positions only (default: all tokens)."}
+    )
+    alpha_hidden: float = field(default=0.0, metadata={"help": "Weight of the layer-to-layer hidden-state loss."})
+    hidden_loss: str = field(
+        default="mse", metadata={"help": "Hidden-state distance: mse or cosine.", "choices": ["mse", "cosine"]}
+    )
+    hidden_layer_map: list[int] | None = field(
+        default=None,
+        metadata={"help": "0-based teacher layer for each student layer (default: the layers it was copied from)."},
+    )
+    alpha_attn: float = field(default=0.0, metadata={"help": "Weight of the attention-distribution KL (same heads)."})
+    alpha_rel: float = field(default=0.0, metadata={"help": "Weight of MiniLMv2's Q-Q/K-K/V-V relation loss."})
+    relation_heads: int | None = field(
+        default=None, metadata={"help": "MiniLMv2 relation heads (default: the student's attention heads)."}
+    )
+    relation_teacher_layer: int = field(
+        default=-1, metadata={"help": "Teacher layer of the relation loss (0-based, negative from the end)."}
+    )
+    relation_student_layer: int = field(
+        default=-1, metadata={"help": "Student layer of the relation loss (0-based, negative from the end)."}
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of eligible tokens that are predicted."})
     mlm_smoothing: float = field(
@@ -117,12 +165,25 @@ class DistillationTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.temperature <= 0:
             raise ConfigurationError(f"temperature must be > 0, got {self.temperature}.")
-        alphas = {"alpha_ce": self.alpha_ce, "alpha_mlm": self.alpha_mlm, "alpha_cos": self.alpha_cos}
+        alphas = {
+            "alpha_ce": self.alpha_ce,
+            "alpha_mlm": self.alpha_mlm,
+            "alpha_cos": self.alpha_cos,
+            "alpha_hidden": self.alpha_hidden,
+            "alpha_attn": self.alpha_attn,
+            "alpha_rel": self.alpha_rel,
+        }
         negative = {k: v for k, v in alphas.items() if v < 0}
         if negative:
             raise ConfigurationError(f"Loss weights must be ≥ 0, got {negative}.")
         if sum(alphas.values()) <= 0:
-            raise ConfigurationError("At least one of alpha_ce, alpha_mlm, alpha_cos must be > 0.")
+            raise ConfigurationError(f"At least one of {', '.join(alphas)} must be > 0.")
+        if self.hidden_loss not in ("mse", "cosine"):
+            raise ConfigurationError(f"--hidden_loss must be 'mse' or 'cosine', got {self.hidden_loss!r}.")
+        if self.hidden_layer_map is not None and not self.hidden_layer_map:
+            raise ConfigurationError("--hidden_layer_map is empty: give one teacher layer per student layer.")
+        if self.relation_heads is not None and self.relation_heads < 1:
+            raise ConfigurationError(f"--relation_heads must be ≥ 1, got {self.relation_heads}.")
         if not 0.0 < self.mlm_probability <= 1.0:
             raise ConfigurationError(f"mlm_probability must be in (0, 1], got {self.mlm_probability}.")
         if self.mlm_smoothing < 0:

@@ -26,7 +26,7 @@ Two ways to get the vocabulary-sized terms (``L_ce`` and ``L_mlm``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +34,17 @@ import torch.nn.functional as F
 
 @dataclass
 class DistillationLossOutput:
-    """The weighted total and its (detached, un-weighted) parts, each normalised like the total."""
+    """The weighted total and its (detached, un-weighted) parts, each normalised like the total.
+
+    ``extra``: the optional layer-to-layer / attention terms that are switched on (``loss_hidden``,
+    ``loss_attn``, ``loss_rel``), detached and un-weighted; empty for the triple loss.
+    """
 
     loss: torch.Tensor
     loss_ce: torch.Tensor
     loss_mlm: torch.Tensor
     loss_cos: torch.Tensor
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -280,3 +285,115 @@ def fused_head_distillation_loss(
         labels, ce_rows, w_ce, w_mlm, float(temperature), int(chunk_size), needs_grad,
     )  # fmt: skip
     return weighted, kl_sum / n_ce, ce_sum / n_mlm
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer-to-layer and attention-relation terms (narrow students; docs/narrow_students.md).
+#
+# Each is normalised like L_cos: a sum over the non-padding (query) positions divided by ``num_items``
+# (default: the positions in the tensors given), so the trainer can pass the global token count.
+
+
+def hidden_state_loss(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    kind: str = "mse",
+    num_items: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Distance between (projected) student and teacher hidden states of one layer pair (TinyBERT, PKD).
+
+    ``student_hidden``: ``(N, D)``, already projected to the teacher's width; ``teacher_hidden``: ``(N, D)``;
+    the non-padding positions only. ``kind="mse"``: ``Σ_rows mean_d (h_s − h_t)²`` — with the default
+    normaliser exactly ``nn.MSELoss()`` (TinyBERT); ``kind="cosine"``: ``Σ_rows (1 − cos(h_s, h_t))`` (as
+    :func:`cosine_loss`). Divided by ``num_items`` (default: rows).
+    """
+    if kind == "cosine":
+        return cosine_loss(student_hidden, teacher_hidden, num_items)
+    if kind != "mse":
+        raise ValueError(f"kind must be 'mse' or 'cosine', got {kind!r}.")
+    diff = _up(student_hidden) - _up(teacher_hidden)
+    total = diff.pow(2).mean(dim=-1).sum()
+    return total / _normaliser(num_items, student_hidden.shape[0], total)
+
+
+def _relation_log_probs(left: torch.Tensor, right: torch.Tensor, num_heads: int, key_mask: torch.Tensor):
+    """``log_softmax(a_h b_hᵀ / √d)`` per head: ``(B, L, W)`` × 2 → ``(B, heads, L, L)``, padding keys at −∞.
+
+    The ``W`` columns are split into ``num_heads`` consecutive groups of ``d = W / num_heads`` (the way
+    BERT splits Q and K into attention heads; MiniLMv2's relation heads are the same split).
+    """
+    batch, length, width = left.shape
+    head_dim = width // num_heads
+    a = _up(left).view(batch, length, num_heads, head_dim).transpose(1, 2)  # (B, H, L, d)
+    b = _up(right).view(batch, length, num_heads, head_dim).transpose(1, 2)
+    scores = a @ b.transpose(-1, -2) / head_dim**0.5  # (B, H, L, L)
+    scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+    return F.log_softmax(scores, dim=-1)
+
+
+def relation_kl_loss(
+    student_left: torch.Tensor,
+    student_right: torch.Tensor,
+    teacher_left: torch.Tensor,
+    teacher_right: torch.Tensor,
+    attention_mask: torch.Tensor,
+    num_heads: int,
+    num_items: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """``KL(softmax(t_a t_bᵀ/√d_t) ‖ softmax(s_a s_bᵀ/√d_s))`` per head and query row, mean over heads.
+
+    ``student_*``: ``(B, L, W_s)``, ``teacher_*``: ``(B, L, W_t)``, each split into ``num_heads`` heads
+    (``W_s`` and ``W_t`` may differ; each must be divisible by ``num_heads``). Keys at padding positions are
+    excluded from the softmax, and only non-padding query rows count. Returns
+    ``Σ_{rows, heads} KL / num_heads`` divided by ``num_items`` (default: the non-padding positions).
+
+    With ``(left, right) = (Q, K)`` and the models' head count this is the attention-distribution KL
+    (MiniLM; TinyBERT matches the same maps); with ``(Q, Q)``, ``(K, K)``, ``(V, V)`` and any number of
+    relation heads, MiniLMv2's self-attention relations.
+    """
+    key_mask = attention_mask.bool()
+    log_q = _relation_log_probs(student_left, student_right, num_heads, key_mask)
+    with torch.no_grad():
+        log_p = _relation_log_probs(teacher_left, teacher_right, num_heads, key_mask)
+    # Σ p (log p − log q) over valid keys; padding keys (p = q = 0) are zeroed explicitly (0 · ∞ would be NaN).
+    kl = (log_p.exp() * (log_p - log_q)).masked_fill(~key_mask[:, None, None, :], 0.0).sum(-1)  # (B, H, L)
+    total = kl.masked_fill(~key_mask[:, None, :], 0.0).sum() / num_heads
+    return total / _normaliser(num_items, int(key_mask.sum()), total)
+
+
+def attention_kl_loss(
+    student_query: torch.Tensor,
+    student_key: torch.Tensor,
+    teacher_query: torch.Tensor,
+    teacher_key: torch.Tensor,
+    attention_mask: torch.Tensor,
+    num_heads: int,
+    num_items: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Attention-distribution KL of one layer pair with the same number of heads (MiniLM, TinyBERT's maps).
+
+    The attention probabilities are recomputed from the ``(B, L, W)`` query / key projections, so the models
+    keep their fused attention kernels. See :func:`relation_kl_loss`.
+    """
+    return relation_kl_loss(
+        student_query, student_key, teacher_query, teacher_key, attention_mask, num_heads, num_items
+    )
+
+
+def minilm_relation_loss(
+    student_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    teacher_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    attention_mask: torch.Tensor,
+    num_relation_heads: int,
+    num_items: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """MiniLMv2's self-attention relation loss: the Q–Q, K–K and V–V relation KLs, summed.
+
+    ``student_qkv`` / ``teacher_qkv``: the ``(B, L, W)`` query, key and value projections of one layer each
+    (all heads concatenated); both are split into ``num_relation_heads`` relation heads, so widths and head
+    counts of teacher and student may differ. See :func:`relation_kl_loss` for the normalisation.
+    """
+    return sum(
+        relation_kl_loss(s, s, t, t, attention_mask, num_relation_heads, num_items)
+        for s, t in zip(student_qkv, teacher_qkv)
+    )

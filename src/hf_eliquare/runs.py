@@ -107,9 +107,20 @@ class DistillationRun(_Summary):
     alpha_mlm: float | None = None
     alpha_cos: float | None = None
     temperature: float | None = None
+    # optional layer-to-layer and attention terms (docs/narrow_students.md)
+    alpha_hidden: float | None = None
+    hidden_loss: str | None = None
+    hidden_layer_map: list[int] | None = None
+    alpha_attn: float | None = None
+    alpha_rel: float | None = None
+    relation_heads: int | None = None
+    relation_teacher_layer: int | None = None
+    relation_student_layer: int | None = None
     restrict_ce_to_mask: bool | None = None
     mlm_probability: float | None = None
     mlm_smoothing: float | None = None
+    # the student's initialisation (also in config.json: eliquare.distillation_init)
+    distillation_init: dict[str, Any] | None = None
     # data
     dataset: str | None = None
     train_sentences: int | None = None

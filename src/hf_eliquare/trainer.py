@@ -14,6 +14,16 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback
 from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
 from .losses import DistillationLossOutput, cosine_loss, distillation_loss, fused_head_distillation_loss
+from .objectives import (
+    PROJECTIONS_ATTRIBUTE,
+    attach_projections,
+    build_projections,
+    capture_qkv,
+    extra_losses,
+    plan_objectives,
+    project,
+    projections_detached,
+)
 from .student import check_finite_weights, check_supported, mlm_head
 
 logger = logging.getLogger(__name__)
@@ -56,7 +66,8 @@ def _check_has_labels(batch) -> None:
 
 
 class DistillationTrainer(Trainer):
-    """Trains ``model`` (the student) to imitate ``teacher_model`` with DistilBERT's triple loss.
+    """Trains ``model`` (the student) to imitate ``teacher_model`` with DistilBERT's triple loss, plus the
+    optional layer-to-layer and attention terms of :mod:`hf_eliquare.objectives` when they are weighted.
 
     ``teacher_model`` is a ``*ForMaskedLM`` model or a Hub id / local path of one. It is put in eval
     mode, never receives gradients, is placed on the device by the accelerator in evaluation mode
@@ -68,7 +79,12 @@ class DistillationTrainer(Trainer):
 
     Under gradient accumulation and data parallelism the loss is normalised by the number of tokens
     (and masked tokens) in the whole accumulated, global batch: accumulation of 2 × 4 gives the same
-    update as one batch of 8, and 2 processes the same as one with twice the accumulation.
+    update as one batch of 8, and 2 processes the same as one with twice the accumulation. The optional
+    terms are normalised by the global token count too.
+
+    A student narrower than the teacher is compared through learned projections (``L_cos``, ``L_hidden``);
+    they are attached to the student as ``distillation_projections`` while it trains (so they are optimised,
+    checkpointed and restored on resume with it) and left out by :meth:`save_model`.
     """
 
     _tag_names = ["hf_eliquare", "distillation", "eliquare"]
@@ -112,10 +128,14 @@ class DistillationTrainer(Trainer):
                 f"{model.config.vocab_size}): the distillation loss compares their distributions token by token. "
                 "Create the student from this teacher (create_student), or reduce both with the same kept ids."
             )
-        if args.alpha_cos > 0 and teacher_model.config.hidden_size != model.config.hidden_size:
-            raise ConfigurationError(
-                f"alpha_cos > 0 needs equal hidden sizes (teacher {teacher_model.config.hidden_size}, student "
-                f"{model.config.hidden_size}). Set alpha_cos=0 or use a student of the teacher's width."
+        # Refuses impossible shapes (head counts, relation heads, layer maps) before any work.
+        self.objective_plan = plan_objectives(args, teacher_model.config, model.config)
+        if self.objective_plan.cos_projection:
+            logger.info(
+                "The student is narrower than the teacher (%d vs %d): L_cos compares the teacher's last hidden "
+                "states with a learned projection of the student's.",
+                model.config.hidden_size,
+                teacher_model.config.hidden_size,
             )
         if args.eval_strategy != "no" and eval_dataset is None:
             raise ConfigurationError(
@@ -125,6 +145,9 @@ class DistillationTrainer(Trainer):
             )
         if args.dataloader_pin_memory and not torch.cuda.is_available():
             args.dataloader_pin_memory = False  # pinning needs an accelerator; on CPU it only warns every run
+        # On the student before the Trainer places it and builds the optimizer: trained and saved with it.
+        attach_projections(model, build_projections(self.objective_plan, model.config, teacher_model.config))
+        self._components = _COMPONENTS + self.objective_plan.components
         super().__init__(
             model=model,
             args=args,
@@ -146,7 +169,8 @@ class DistillationTrainer(Trainer):
         self.use_fused_head = args.distill_chunk_size > 0 and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
         # compute_loss normalises by the accumulated (global) token counts from get_batch_samples.
         self.loss_is_scaled_for_ga = True
-        # Per mode: (Σ L_ce, Σ L_mlm, Σ L_cos, n_ce, n_mlm, n_tok) on the device, read only when logging.
+        # Per mode: (Σ L_ce, Σ L_mlm, Σ L_cos, Σ extra…, n_ce, n_mlm, n_tok, n_tok…) on the device, read only
+        # when logging.
         self._component_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
         if data_collator is not None:
             self.add_callback(_CollatorEpochCallback(data_collator))
@@ -175,33 +199,66 @@ class DistillationTrainer(Trainer):
         num_tokens = num_items_in_batch[0] if global_counts else None
         num_masked = num_items_in_batch[1] if global_counts else None
 
-        if self.use_fused_head:
-            parts = self._fused_loss(model, model_inputs, attention_mask, labels, num_tokens, num_masked)
-        else:
-            student_out = model(**model_inputs, output_hidden_states=True)
-            with torch.no_grad(), self.accelerator.autocast():
-                teacher_out = self.teacher_model(**model_inputs, output_hidden_states=True)
-            parts = distillation_loss(
-                student_out.logits,
-                teacher_out.logits,
-                student_out.hidden_states[-1],
-                teacher_out.hidden_states[-1],
-                attention_mask,
-                labels,
-                alpha_ce=args.alpha_ce,
-                alpha_mlm=args.alpha_mlm,
-                alpha_cos=args.alpha_cos,
-                temperature=args.temperature,
-                restrict_ce_to_mask=args.restrict_ce_to_mask,
-                num_tokens=num_tokens,
-                num_masked=num_masked,
+        plan = self.objective_plan
+        student = self.accelerator.unwrap_model(model)
+        projections = getattr(student, PROJECTIONS_ATTRIBUTE, None)
+        capture = contextlib.ExitStack()
+        student_qkv, teacher_qkv = {}, {}
+        if plan.components:
+            student_qkv = capture.enter_context(capture_qkv(student, plan.student_capture_layers))
+            teacher_qkv = capture.enter_context(
+                capture_qkv(self.accelerator.unwrap_model(self.teacher_model), plan.teacher_capture_layers)
             )
+        with capture:
+            if self.use_fused_head:
+                parts, student_states, teacher_states = self._fused_loss(
+                    model, model_inputs, attention_mask, labels, num_tokens, num_masked, projections
+                )
+            else:
+                student_out = model(**model_inputs, output_hidden_states=True)
+                with torch.no_grad(), self.accelerator.autocast():
+                    teacher_out = self.teacher_model(**model_inputs, output_hidden_states=True)
+                student_states, teacher_states = student_out.hidden_states, teacher_out.hidden_states
+                parts = distillation_loss(
+                    student_out.logits,
+                    teacher_out.logits,
+                    project(projections, "cos", student_out.hidden_states[-1]),
+                    teacher_out.hidden_states[-1],
+                    attention_mask,
+                    labels,
+                    alpha_ce=args.alpha_ce,
+                    alpha_mlm=args.alpha_mlm,
+                    alpha_cos=args.alpha_cos,
+                    temperature=args.temperature,
+                    restrict_ce_to_mask=args.restrict_ce_to_mask,
+                    num_tokens=num_tokens,
+                    num_masked=num_masked,
+                )
+            if plan.components:
+                extra = extra_losses(
+                    plan,
+                    projections,
+                    student_hidden_states=student_states,
+                    teacher_hidden_states=teacher_states,
+                    student_qkv=student_qkv,
+                    teacher_qkv=teacher_qkv,
+                    attention_mask=attention_mask,
+                    hidden_loss=args.hidden_loss,
+                    num_tokens=num_tokens,
+                )
+                weights = _component_weights(args)
+                total = parts.loss + sum(weights[name] * term for name, term in extra.items())
+                parts = dataclasses.replace(
+                    parts, loss=total, extra={name: term.detach() for name, term in extra.items()}
+                )
         loss = parts.loss
         if not torch.isfinite(loss.detach()).all():
             raise TrainingDivergedError(
                 f"The distillation loss became {loss.item()} at step {self.state.global_step} "
                 f"(loss_ce={parts.loss_ce.item():.4g}, loss_mlm={parts.loss_mlm.item():.4g}, "
-                f"loss_cos={parts.loss_cos.item():.4g}). Nothing was written for this step; the checkpoints in "
+                f"loss_cos={parts.loss_cos.item():.4g}"
+                + "".join(f", {name}={term.item():.4g}" for name, term in parts.extra.items())
+                + "). Nothing was written for this step; the checkpoints in "
                 f"{args.output_dir} are from before it. Lower --learning_rate, use --bf16 instead of --fp16, "
                 "check the teacher's outputs on this batch (overflowing activations), and resume from the last "
                 "checkpoint with --resume_from_checkpoint."
@@ -212,23 +269,32 @@ class DistillationTrainer(Trainer):
             loss = loss * self.accelerator.num_processes
         return (loss, parts) if return_outputs else loss
 
-    def _fused_loss(self, model, model_inputs, attention_mask, labels, num_tokens, num_masked):
+    def _fused_loss(self, model, model_inputs, attention_mask, labels, num_tokens, num_masked, projections=None):
+        """The triple loss with the chunked head; also returns both models' ``hidden_states`` (``None`` unless
+        the layer-to-layer loss needs them)."""
         args = self.args
         student = self.accelerator.unwrap_model(model)
         teacher = self.accelerator.unwrap_model(self.teacher_model)
+        all_states = self.objective_plan.hidden
         with _mlm_head_bypassed(student):
-            student_last = model(**model_inputs).logits  # (B, L, D): the head is an identity here
+            student_out = model(**model_inputs, output_hidden_states=all_states)
+        student_last = student_out.logits  # (B, L, D): the head is an identity here
         # The accelerator's autocast wraps only the prepared models' own forward; the teacher's encoder
         # and both heads are called directly, so mixed precision is applied to them here.
         autocast = self.accelerator.autocast
         with torch.no_grad(), autocast():
-            teacher_last = teacher.base_model(**model_inputs).last_hidden_state  # (B, L, D)
+            teacher_out = teacher.base_model(**model_inputs, output_hidden_states=all_states)
+        teacher_last = teacher_out.last_hidden_state  # (B, L, D)
 
         tokens = attention_mask.bool()
         masked = labels != -100
         ce_rows = masked if args.restrict_ce_to_mask else tokens
         zero = student_last.new_zeros((), dtype=torch.float32)
-        loss_cos = cosine_loss(student_last[tokens], teacher_last[tokens], num_tokens) if args.alpha_cos > 0 else zero
+        loss_cos = (
+            cosine_loss(project(projections, "cos", student_last[tokens]), teacher_last[tokens], num_tokens)
+            if args.alpha_cos > 0
+            else zero
+        )
         if args.alpha_ce > 0 or args.alpha_mlm > 0:
             rows = ce_rows | masked if args.alpha_ce > 0 else masked
             s_head, t_head = mlm_head(student), mlm_head(teacher)
@@ -254,9 +320,10 @@ class DistillationTrainer(Trainer):
             )
         else:
             weighted, loss_ce, loss_mlm = zero, zero, zero
-        return DistillationLossOutput(
+        parts = DistillationLossOutput(
             weighted + args.alpha_cos * loss_cos, loss_ce.detach(), loss_mlm.detach(), loss_cos.detach()
         )
+        return parts, student_out.hidden_states, teacher_out.hidden_states
 
     # ------------------------------------------------------------------ logging
     def _record_components(self, parts, attention_mask, labels, num_tokens, num_masked):
@@ -272,14 +339,17 @@ class DistillationTrainer(Trainer):
         d_mask = n_mask if num_masked is None else num_masked.to(dtype)
         d_ce = d_mask if self.args.restrict_ce_to_mask else d_tok
         d_tok, d_mask, d_ce = (x.clamp(min=1) for x in (d_tok, d_mask, d_ce))
+        extra = [parts.extra[name].to(dtype) * d_tok for name in self._components[3:]]  # all per token
         record = torch.stack(
             [
                 parts.loss_ce.to(dtype) * d_ce,
                 parts.loss_mlm.to(dtype) * d_mask,
                 parts.loss_cos.to(dtype) * d_tok,
+                *extra,
                 n_ce,
                 n_mask,
                 n_tok,
+                *[n_tok] * len(extra),
             ]
         )
         mode = "train" if self.model.training else "eval"
@@ -289,20 +359,23 @@ class DistillationTrainer(Trainer):
     def _reduced_components(self, mode: str) -> dict[str, float]:
         sums = self._component_sums[mode]
         self._component_sums[mode] = None
+        k = len(self._components)
         if self.args.world_size > 1:
-            local = sums if sums is not None else torch.zeros(6, dtype=torch.float64)
+            local = sums if sums is not None else torch.zeros(2 * k, dtype=torch.float64)
             sums = self.accelerator.reduce(local.to(self.args.device), reduction="sum")
-        if sums is None or float(sums[3:].sum()) == 0:
+        if sums is None or float(sums[k:].sum()) == 0:
             return {}
-        values = sums[:3] / sums[3:].clamp(min=1)
-        return dict(zip(_COMPONENTS, values.tolist()))
+        values = sums[:k] / sums[k:].clamp(min=1)
+        return dict(zip(self._components, values.tolist()))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add ``loss_ce``, ``loss_mlm``, ``loss_cos`` (``eval_*`` in evaluation) to the Trainer's logs.
+        """Add ``loss_ce``, ``loss_mlm``, ``loss_cos`` and the optional terms that are on (``loss_hidden``,
+        ``loss_attn``, ``loss_rel``; ``eval_*`` in evaluation) to the Trainer's logs.
 
         In evaluation ``eval_loss`` becomes the token-weighted validation distillation loss
-        ``α_ce·L_ce + α_mlm·L_mlm + α_cos·L_cos`` over the whole validation set (the Trainer's own
-        value averages per-batch means), so ``metric_for_best_model="loss"`` picks the best epoch.
+        ``α_ce·L_ce + α_mlm·L_mlm + α_cos·L_cos (+ α·L of the optional terms)`` over the whole validation set
+        (the Trainer's own value averages per-batch means), so ``metric_for_best_model="loss"`` picks the best
+        epoch.
         """
         is_eval = any(key.startswith("eval_") for key in logs)
         mode = "eval" if is_eval else "train"
@@ -312,16 +385,21 @@ class DistillationTrainer(Trainer):
         components = self._reduced_components(mode)
         if components:
             if is_eval:
-                a = self.args
-                logs["eval_loss"] = (
-                    a.alpha_ce * components["loss_ce"]
-                    + a.alpha_mlm * components["loss_mlm"]
-                    + a.alpha_cos * components["loss_cos"]
-                )
+                weights = _component_weights(self.args)
+                logs["eval_loss"] = sum(weights[name] * value for name, value in components.items())
                 logs.update({f"eval_{k}": v for k, v in components.items()})
             else:
                 logs.update(components)
         super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ saving
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        """Checkpoints (``_internal_call``) keep the learned projections, for resuming; a model saved by the user
+        is the plain student without them."""
+        if _internal_call:
+            return super().save_model(output_dir, _internal_call)
+        with projections_detached(self.accelerator.unwrap_model(self.model)):
+            return super().save_model(output_dir, _internal_call)
 
     # ------------------------------------------------------------------ evaluation
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
@@ -340,6 +418,17 @@ class DistillationTrainer(Trainer):
             return super().get_eval_dataloader(eval_dataset)
         finally:
             self.data_collator = collator
+
+
+def _component_weights(args: DistillationTrainingArguments) -> dict[str, float]:
+    return {
+        "loss_ce": args.alpha_ce,
+        "loss_mlm": args.alpha_mlm,
+        "loss_cos": args.alpha_cos,
+        "loss_hidden": args.alpha_hidden,
+        "loss_attn": args.alpha_attn,
+        "loss_rel": args.alpha_rel,
+    }
 
 
 def _prepare_deepspeed_teacher(model: nn.Module, accelerator) -> nn.Module:

@@ -60,6 +60,22 @@ class ModelArguments:
         default=None,
         metadata={"help": "0-based teacher layers to copy, increasing (default: every other layer from the first)."},
     )
+    student_hidden_size: int | None = field(
+        default=None, metadata={"help": "Width of the student (default: the teacher's). See docs/narrow_students.md."}
+    )
+    student_num_attention_heads: int | None = field(
+        default=None, metadata={"help": "Attention heads of the student (default: keep the teacher's head size)."}
+    )
+    student_intermediate_size: int | None = field(
+        default=None, metadata={"help": "FFN size of the student (default: the teacher's FFN/width ratio)."}
+    )
+    student_init: str = field(
+        default="teacher",
+        metadata={
+            "help": "'teacher': copy (or, narrower, weight-select) the teacher's weights; 'random': from scratch.",
+            "choices": ["teacher", "random"],
+        },
+    )
     freeze_position_embeddings: bool | None = field(
         default=None,
         metadata={"help": "Freeze the student's position embeddings (default: yes for RoBERTa/XLM-R, as the paper)."},
@@ -216,7 +232,29 @@ def check_flags(model_args: ModelArguments, data_args: DataArguments, training_a
         )
     if model_args.num_student_layers < 1:
         raise ConfigurationError(f"--num_student_layers must be at least 1, got {model_args.num_student_layers}.")
+    check_student_flags(model_args)
     check_input_files("--train_file", data_args.train_file or [])
+
+
+def check_student_flags(model_args: ModelArguments) -> None:
+    """The student's shape flags on their own (against the teacher in :func:`check_student_layers`)."""
+    if model_args.student_init not in ("teacher", "random"):
+        raise ConfigurationError(f"--student_init must be teacher or random, got {model_args.student_init!r}.")
+    sizes = {
+        "--student_hidden_size": model_args.student_hidden_size,
+        "--student_num_attention_heads": model_args.student_num_attention_heads,
+        "--student_intermediate_size": model_args.student_intermediate_size,
+    }
+    for flag, value in sizes.items():
+        if value is not None and value < 1:
+            raise ConfigurationError(f"{flag} must be at least 1, got {value}. Leave it out to use the teacher's.")
+    hidden, heads = model_args.student_hidden_size, model_args.student_num_attention_heads
+    if hidden is not None and heads is not None and hidden % heads:
+        raise ConfigurationError(
+            f"The student's hidden size {hidden} (--student_hidden_size) is not divisible by its {heads} attention "
+            "heads (--student_num_attention_heads; each head gets hidden_size / num_attention_heads dimensions). "
+            f"Choose a multiple, e.g. --student_hidden_size {heads * max(1, hidden // heads)}."
+        )
 
 
 def _preflight_publishing(data_args: DataArguments, training_args: DistillationTrainingArguments):
@@ -265,24 +303,37 @@ def check_max_seq_length(teacher, tokenizer, max_seq_length: int) -> None:
         )
 
 
-def check_student_layers(teacher, model_args: ModelArguments) -> None:
-    """Validate ``--num_student_layers`` / ``--student_layers`` against the teacher's depth."""
-    from ..student import default_teacher_layers, validate_teacher_layers
+def check_student_layers(teacher, model_args: ModelArguments, training_args=None) -> None:
+    """Validate ``--num_student_layers`` / ``--student_layers``, the student's shape and (with ``training_args``)
+    the optional loss terms (``--alpha_hidden``, ``--alpha_attn``, ``--alpha_rel``) against the teacher: an
+    impossible shape is refused here, before any corpus work, not when the trainer is created."""
+    from ..objectives import plan_objectives
+    from ..student import default_teacher_layers, student_config, validate_teacher_layers
 
     depth = teacher.config.num_hidden_layers
     if model_args.student_layers is not None:
-        validate_teacher_layers(model_args.student_layers, depth)
+        layers = validate_teacher_layers(model_args.student_layers, depth)
     else:
-        default_teacher_layers(depth, model_args.num_student_layers)
+        layers = default_teacher_layers(depth, model_args.num_student_layers)
+    config = student_config(
+        teacher.config,
+        layers,
+        model_args.student_hidden_size,
+        model_args.student_num_attention_heads,
+        model_args.student_intermediate_size,
+    )
+    config.eliquare = {"teacher_layers": layers}
+    if training_args is not None:
+        plan_objectives(training_args, teacher.config, config)
 
 
-def load_teacher(model_args: ModelArguments, data_args: DataArguments):
+def load_teacher(model_args: ModelArguments, data_args: DataArguments, training_args=None):
     """The teacher and its tokenizer, checked against the flags before any corpus work (a typo costs seconds)."""
     from ..loading import load_teacher as load
 
     teacher, tokenizer = load(model_args.teacher_model_name_or_path, model_args.tokenizer_name, model_args.cache_dir)
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
-    check_student_layers(teacher, model_args)
+    check_student_layers(teacher, model_args, training_args)
     if data_args.vocab_reduction != "none":
         from ..vocab import check_reducible
 
@@ -373,27 +424,41 @@ def build_sequences(data_args: DataArguments, sentences, tokenizer):
 
 
 def build_student(teacher, model_args: ModelArguments):
-    """The 2n−1 student, position embeddings frozen for RoBERTa-like models unless told otherwise."""
+    """The 2n−1 student (narrower and weight-selected, or random, when asked), position embeddings frozen for
+    RoBERTa-like models unless told otherwise."""
     from ..student import create_student, freeze_position_embeddings, is_roberta_like
 
-    student = create_student(teacher, num_layers=model_args.num_student_layers, layers=model_args.student_layers)
+    student = create_student(
+        teacher,
+        num_layers=model_args.num_student_layers,
+        layers=model_args.student_layers,
+        hidden_size=model_args.student_hidden_size,
+        num_attention_heads=model_args.student_num_attention_heads,
+        intermediate_size=model_args.student_intermediate_size,
+        init=model_args.student_init,
+    )
     freeze = model_args.freeze_position_embeddings
     if freeze if freeze is not None else is_roberta_like(student):
         freeze_position_embeddings(student)
     logger.info(
-        "Teacher: %d layers, %d parameters; student: %d layers (teacher layers %s), %d parameters",
+        "Teacher: %d layers, %d parameters; student: %d layers (teacher layers %s), hidden size %d (%s), "
+        "%d parameters",
         teacher.config.num_hidden_layers,
         teacher.num_parameters(),
         student.config.num_hidden_layers,
         student.config.eliquare["teacher_layers"],
+        student.config.hidden_size,
+        student.config.eliquare["distillation_init"]["method"],
         student.num_parameters(),
     )
     return student
 
 
 def train(student, teacher, tokenizer, train_dataset, eval_dataset, counts, training_args, resume_from):
-    """Masking collator + :class:`DistillationTrainer`; returns ``(trainer, metrics, runtime in s)``."""
+    """Masking collator + :class:`DistillationTrainer`; returns ``(trainer, metrics, runtime in s)``, the trainer's
+    ``model`` being the plain best student (the learned projections of a narrow student are taken off)."""
     from ..masking import DataCollatorForDistillation, mlm_token_probs
+    from ..objectives import detach_projections
     from ..trainer import DistillationTrainer
 
     collator = DataCollatorForDistillation(
@@ -419,6 +484,7 @@ def train(student, teacher, tokenizer, train_dataset, eval_dataset, counts, trai
     metrics = dict(train_result.metrics)
     metrics.update(trainer.evaluate())
     trainer.log_metrics("train", metrics)
+    detach_projections(trainer.model)  # the learned projections (narrow students) are not part of the model
     return trainer, metrics, runtime
 
 
@@ -444,6 +510,15 @@ def summarize(
         alpha_mlm=training_args.alpha_mlm,
         alpha_cos=training_args.alpha_cos,
         temperature=training_args.temperature,
+        alpha_hidden=training_args.alpha_hidden,
+        hidden_loss=training_args.hidden_loss,
+        hidden_layer_map=training_args.hidden_layer_map,
+        alpha_attn=training_args.alpha_attn,
+        alpha_rel=training_args.alpha_rel,
+        relation_heads=training_args.relation_heads,
+        relation_teacher_layer=training_args.relation_teacher_layer,
+        relation_student_layer=training_args.relation_student_layer,
+        distillation_init=(getattr(student.config, "eliquare", None) or {}).get("distillation_init"),
         restrict_ce_to_mask=training_args.restrict_ce_to_mask,
         mlm_probability=training_args.mlm_probability,
         mlm_smoothing=training_args.mlm_smoothing,
@@ -552,7 +627,7 @@ def run_distillation(
     from ..data import token_counts
 
     begun = start(model_args, data_args, training_args)
-    teacher, tokenizer = load_teacher(model_args, data_args)
+    teacher, tokenizer = load_teacher(model_args, data_args, training_args)
     teacher_parameters = teacher.num_parameters()
     with training_args.main_process_first(desc="corpus preparation"):
         sentences = load_corpus(data_args, model_args, begun.language, training_args.seed)

@@ -295,12 +295,21 @@ class StudentCardInfo:
     teacher: str | None = None
     teacher_num_layers: int | None = None
     teacher_layers: list[int] | None = None
+    distillation_init: dict[str, Any] | None = None
     vocab_reduction: dict[str, Any] | None = None
     # run summary (eliquare_run.json)
     alpha_ce: float | None = None
     alpha_mlm: float | None = None
     alpha_cos: float | None = None
     temperature: float | None = None
+    alpha_hidden: float | None = None
+    hidden_loss: str | None = None
+    hidden_layer_map: list[int] | None = None
+    alpha_attn: float | None = None
+    alpha_rel: float | None = None
+    relation_heads: int | None = None
+    relation_teacher_layer: int | None = None
+    relation_student_layer: int | None = None
     restrict_ce_to_mask: bool | None = None
     mlm_probability: float | None = None
     mlm_smoothing: float | None = None
@@ -344,6 +353,7 @@ class StudentCardInfo:
         eliquare = config.get("eliquare") or {}
         run = DistillationRun.load(model_dir) if (model_dir / RUN_SUMMARY_NAME).is_file() else DistillationRun()
         shown = {f.name for f in dataclasses.fields(cls)} & {f.name for f in dataclasses.fields(DistillationRun)}
+        shown -= {"distillation_init"}  # the model's own record in config.json (the run summary holds a copy)
         values: dict[str, Any] = {
             "model_name": model_dir.resolve().name,
             "architecture": (config.get("architectures") or [None])[0],
@@ -354,6 +364,7 @@ class StudentCardInfo:
             "teacher": eliquare.get("teacher"),
             "teacher_num_layers": eliquare.get("teacher_num_layers"),
             "teacher_layers": eliquare.get("teacher_layers"),
+            "distillation_init": eliquare.get("distillation_init"),
             "vocab_reduction": eliquare.get("vocab_reduction"),
             "onnx": OnnxExportReport.of_model_dir(model_dir),
         }
@@ -639,6 +650,8 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
         generator=_generator(),
         language_label=_language_label(info),
         layers_copied=_show(info.teacher_layers),
+        initialisation=_initialisation(info.distillation_init),
+        extra_terms=_extra_terms(info),
         ce_positions=ce_positions,
         effective_batch=effective_batch,
         wall_time=_duration(info.train_runtime_s),
@@ -650,6 +663,48 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
     )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else load_template(STUDENT_TEMPLATE)
     return ModelCard.from_template(card_data, template_str=template, **kwargs)
+
+
+def _initialisation(init: dict[str, Any] | None) -> str:
+    """How the student's weights were initialised (``config.eliquare["distillation_init"]``), in words."""
+    if not init:
+        return "copied from the teacher"  # students made before narrow students existed
+    if init.get("method") == "random":
+        return "random (trained from scratch)"
+    if init.get("method") == "weight_selection":
+        return (
+            "weight selection from the teacher (evenly spaced dimensions, the same in every layer): hidden "
+            f"{init.get('hidden_size')} of {init.get('teacher_hidden_size')}, {init.get('num_attention_heads')} of "
+            f"{init.get('teacher_num_attention_heads')} heads, FFN {init.get('intermediate_size')} of "
+            f"{init.get('teacher_intermediate_size')}"
+        )
+    return "copied from the teacher"
+
+
+def _extra_terms(info: StudentCardInfo) -> str | None:
+    """The optional layer-to-layer and attention terms that were weighted (docs/narrow_students.md), in words;
+    ``None`` for the triple loss alone (or a run summary that predates them)."""
+    terms = []
+    if info.alpha_hidden:
+        layers = f", teacher layers {_show(info.hidden_layer_map)}" if info.hidden_layer_map else ""
+        terms.append(f"{_show(info.alpha_hidden)} · hidden states ({info.hidden_loss or 'mse'}{layers})")
+    if info.alpha_attn:
+        terms.append(f"{_show(info.alpha_attn)} · attention-distribution KL")
+    if info.alpha_rel:
+        t_layer, s_layer = info.relation_teacher_layer, info.relation_student_layer
+        layers = (
+            f", teacher layer {_layer_name(t_layer)} → student layer {_layer_name(s_layer)}"
+            if t_layer is not None and s_layer is not None
+            else ""
+        )
+        heads = f"{info.relation_heads} relation heads" if info.relation_heads else "relation heads: student's heads"
+        terms.append(f"{_show(info.alpha_rel)} · MiniLMv2 Q–Q/K–K/V–V relations ({heads}{layers})")
+    return " + ".join(terms) or None
+
+
+def _layer_name(index: int) -> str:
+    """A 0-based layer index as given on the command line (negative: from the end)."""
+    return "last" if index == -1 else f"{index} (from the end)" if index < 0 else str(index)
 
 
 def render_finetuned_card(info: FinetunedCardInfo, template_path: str | os.PathLike | None = None):

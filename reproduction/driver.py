@@ -1,0 +1,123 @@
+"""``python -m reproduction --scale smoke|cpu|gpu``: the paper's study as resumable cells.
+
+Stages, in order: ``teacher`` → ``students`` (distillations and baselines) → ``finetune`` (Tables 4
+and 5) → ``ablations`` (Tables 6 and 7, their distillations and fine-tuning) → ``tables`` (RESULTS.md,
+figures). Within a stage the cells run in the config's priority order. Finished cells are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .cells import Study
+from .runner import CellFailed, execute
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+STAGES = ("teacher", "students", "finetune", "ablations", "tables")
+
+
+def load_config(scale: str, path: str | None) -> dict:
+    config_path = Path(path) if path else CONFIG_DIR / f"{scale}.yaml"
+    if not config_path.is_file():
+        raise SystemExit(
+            f"error: no config {config_path}; scales: {', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))}"
+        )
+    with open(config_path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def default_cache_dir(scale: str) -> Path:
+    env = os.environ.get("ELIQUARE_REPRO_CACHE")
+    if env:
+        return Path(env) / scale
+    return Path.home() / ".cache" / "hf_eliquare" / "reproduction" / scale
+
+
+def build_study(scale: str, config: dict, results_dir: Path | None = None, cache_dir: Path | None = None) -> Study:
+    from .plan import plan_cells
+
+    study = Study(
+        scale,
+        config,
+        results_dir=results_dir or REPO_ROOT / "reproduction" / "results" / scale,
+        cache_dir=cache_dir or default_cache_dir(scale),
+        repo_root=REPO_ROOT,
+    )
+    plan_cells(study)
+    return study
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m reproduction", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", default="smoke", help="smoke | cpu | gpu (a config in reproduction/configs)")
+    parser.add_argument("--config", help="Another config file (yaml) instead of configs/<scale>.yaml.")
+    parser.add_argument(
+        "--stage",
+        default="all",
+        choices=("all", *STAGES),
+        help="Run this stage only (default: all stages in order; 'tables' only writes RESULTS.md).",
+    )
+    parser.add_argument("--only", nargs="+", metavar="GLOB", help="Only cells whose name matches a glob.")
+    parser.add_argument("--max-cells", type=int, help="Stop after running this many cells (spread the work).")
+    parser.add_argument("--dry-run", action="store_true", help="List the pending cells with estimated cost.")
+    parser.add_argument("--results-dir", type=Path, help="Default: reproduction/results/<scale>.")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="Weights cache (default: $ELIQUARE_REPRO_CACHE/<scale> or ~/.cache/...)."
+    )
+    parser.add_argument("--keep-going", action="store_true", help="Go on with other cells after a failed one.")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config(args.scale, args.config)
+    study = build_study(args.scale, config, args.results_dir, args.cache_dir)
+
+    def log(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    selected = [
+        c
+        for c in study.cells.values()
+        if c.stage in stages and (not args.only or any(fnmatch.fnmatch(c.name, g) for g in args.only))
+    ]
+    selected.sort(key=lambda c: STAGES.index(c.stage))  # stable: priority order within a stage
+    pending = [c for c in selected if not study.done(c)]
+    if args.dry_run:
+        total = sum(c.cost_s for c in pending)
+        print(f"scale {args.scale}: {len(selected)} cells selected, {len(pending)} pending, ~{total / 3600:.2f} h")
+        for c in pending:
+            print(f"  {c.stage:10s} {c.name:48s} ~{c.cost_s / 60:6.1f} min  key {c.key[:12]}")
+        return 0
+    log(f"scale {args.scale}: {len(pending)} of {len(selected)} selected cells pending; cache {study.cache_dir}")
+    ran, failed = 0, []
+    for cell in pending:
+        if args.max_cells is not None and ran >= args.max_cells:
+            log(f"--max-cells {args.max_cells} reached; {len(pending) - ran - len(failed)} cells left")
+            break
+        try:
+            execute(study, cell, log)
+            ran += 1
+        except CellFailed as err:
+            failed.append(cell.name)
+            log(f"[failed] {err}")
+            if not args.keep_going:
+                return 1
+    if "tables" in stages:
+        from .report import write_report
+
+        path = write_report(study)
+        log(f"wrote {path}")
+    if failed:
+        log(f"failed cells: {', '.join(failed)}")
+        return 1
+    return 0

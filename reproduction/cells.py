@@ -50,6 +50,7 @@ class Cell:
     deps: list[str] = field(default_factory=list)
     cost_s: float = 0.0
     makes_model: bool = False
+    blocked: bool = False  # waits for something other than a cell (e.g. the chosen learning rate)
 
     @property
     def key(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -76,48 +77,95 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    config = load_config(args.scale, args.config)
-    study = build_study(args.scale, config, args.results_dir, args.cache_dir)
-
-    def log(message: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
-
+def select(study: Study, args) -> list:
     stages = STAGES if args.stage == "all" else (args.stage,)
-    selected = [
+    return [
         c
         for c in study.cells.values()
         if c.stage in stages and (not args.only or any(fnmatch.fnmatch(c.name, g) for g in args.only))
     ]
-    selected.sort(key=lambda c: STAGES.index(c.stage))  # stable: priority order within a stage
+
+
+def runnable(study: Study, cell) -> bool:
+    return not cell.blocked and all(study.done(study.cells[d]) for d in cell.deps)
+
+
+def _cost_class(cell) -> tuple:
+    spec = cell.spec
+    return (
+        spec.get("kind", cell.stage),
+        spec.get("task"),
+        spec.get("model") == "teacher",
+        spec.get("vocab_reduction"),
+    )
+
+
+def estimated_cost(study: Study, cell) -> float:
+    """Measured wall time of finished cells of the same kind (median), else the config's estimate."""
+    same = [
+        r["wall_s"]
+        for c in study.cells.values()
+        if _cost_class(c) == _cost_class(cell) and (r := study.result(c)) is not None
+    ]
+    return statistics.median(same) if same else cell.cost_s
+
+
+def dry_run(study: Study, args) -> int:
+    selected = select(study, args)
     pending = [c for c in selected if not study.done(c)]
+    costs = {c.name: estimated_cost(study, c) for c in pending}
+    total = sum(costs.values())
+    print(
+        f"scale {args.scale}: {len(selected)} cells selected, {len(selected) - len(pending)} finished, "
+        f"{len(pending)} pending, ~{total / 3600:.2f} h of compute (estimates: measured medians where cells of "
+        "the same kind have finished, else the config's)"
+    )
+    for c in pending:
+        why = " (waits for the learning-rate choice)" if c.blocked else ""
+        print(f"  {c.stage:10s} {c.name:44s} ~{costs[c.name] / 60:6.1f} min  key {c.key[:12]}{why}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config(args.scale, args.config)
+    study = build_study(args.scale, config, args.results_dir, args.cache_dir)
     if args.dry_run:
-        total = sum(c.cost_s for c in pending)
-        print(f"scale {args.scale}: {len(selected)} cells selected, {len(pending)} pending, ~{total / 3600:.2f} h")
-        for c in pending:
-            print(f"  {c.stage:10s} {c.name:48s} ~{c.cost_s / 60:6.1f} min  key {c.key[:12]}")
-        return 0
-    log(f"scale {args.scale}: {len(pending)} of {len(selected)} selected cells pending; cache {study.cache_dir}")
-    ran, failed = 0, []
-    for cell in pending:
-        if args.max_cells is not None and ran >= args.max_cells:
-            log(f"--max-cells {args.max_cells} reached; {len(pending) - ran - len(failed)} cells left")
+        return dry_run(study, args)
+
+    def log(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    pending = [c for c in select(study, args) if not study.done(c)]
+    log(f"scale {args.scale}: {len(pending)} selected cells pending; cache {study.cache_dir}")
+    ran, failed = 0, set()
+    while True:
+        # Re-plan after every cell: a finished learning-rate selection unblocks the fine-tuning cells.
+        study = build_study(args.scale, config, args.results_dir, args.cache_dir)
+        todo = [c for c in select(study, args) if not study.done(c) and c.name not in failed]
+        ready = [c for c in todo if runnable(study, c)]
+        if not ready:
+            if todo:
+                log(f"{len(todo)} selected cells cannot run yet (their inputs are not finished): {todo[0].name} ...")
             break
+        if args.max_cells is not None and ran >= args.max_cells:
+            log(f"--max-cells {args.max_cells} reached; {len(todo)} selected cells left")
+            break
+        cell = ready[0]
         try:
             execute(study, cell, log)
             ran += 1
         except CellFailed as err:
-            failed.append(cell.name)
+            failed.add(cell.name)
             log(f"[failed] {err}")
             if not args.keep_going:
-                return 1
-    if "tables" in stages:
+                break
+    if args.stage in ("all", "tables"):
         from .report import write_report
 
-        path = write_report(study)
+        path = write_report(build_study(args.scale, config, args.results_dir, args.cache_dir))
         log(f"wrote {path}")
     if failed:
-        log(f"failed cells: {', '.join(failed)}")
+        log(f"failed cells: {', '.join(sorted(failed))}")
         return 1
     return 0

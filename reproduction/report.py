@@ -22,7 +22,7 @@ MODEL_TITLES = {
 }
 COMMANDS = {
     "smoke": "python -m reproduction --scale smoke",
-    "cpu": "ELIQUARE_REPRO_CACHE=/path/outside/git nice -n 15 python -m reproduction --scale cpu",
+    "cpu": "ELIQUARE_REPRO_CACHE=/work/repro_cache nice -n 15 env PYTHONPATH=$PWD/src python -m reproduction --scale cpu",
     "gpu": "python -m reproduction --scale gpu",
 }
 
@@ -94,6 +94,17 @@ def status_section(study: Study) -> list[str]:
         lines.append(f"| {stage} | {len(done)} | {len(cells) - len(done)} | {seconds / 60:.1f} min |")
     lines.append(f"| **all** | | | **{total / 3600:.2f} h** |")
     lines.append("")
+    from .driver import estimated_cost
+
+    pending = [c for c in study.cells.values() if not study.done(c)]
+    if pending:
+        left = sum(estimated_cost(study, c) for c in pending)
+        lines.append(
+            f"Pending: {len(pending)} cells, about **{left / 3600:.1f} h** of compute on an idle 2-core machine "
+            "(measured medians of finished cells of the same kind, else the config's estimates; "
+            f"`python -m reproduction --scale {study.scale} --dry-run` lists them)."
+        )
+        lines.append("")
     machines = {
         (d["machine"]["platform"], d["machine"]["cpu_count"], d["machine"]["torch"], d["machine"]["device"])
         for c in study.cells.values()
@@ -163,6 +174,14 @@ def teacher_section(study: Study) -> list[str]:
         lines.append("")
         lines.append("Training loss: " + ", ".join(f"step {p['step']}: {p['loss']:.2f}" for p in marks) + ".")
     lines.append("")
+    others = [lang for lang in r["corpus"]["languages"] if lang not in study.config["languages"]]
+    if others:
+        lines.append(
+            f"The {', '.join(others)} text is the sentences of those languages' treebanks (no raw text exists "
+            "offline for them); nothing is fine-tuned on them here, and fine-tuning this teacher on those "
+            "treebanks would be leaky."
+        )
+        lines.append("")
     lines.append(
         f"Leakage guard: {r['corpus']['excluded_sentences']:,} sentences of the fine-tuning data sets "
         f"({', '.join('`' + e + '`' for e in r['corpus']['exclude'])}) were compared (whitespace removed) with "

@@ -25,14 +25,21 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 STAGES = ("teacher", "students", "finetune", "ablations", "tables")
 
 
+class UsageError(Exception):
+    """Bad input: reported as one ``error:`` line, exit status 2."""
+
+
 def load_config(scale: str, path: str | None) -> dict:
     config_path = Path(path) if path else CONFIG_DIR / f"{scale}.yaml"
     if not config_path.is_file():
-        raise SystemExit(
-            f"error: no config {config_path}; scales: {', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.yaml')))}"
-        )
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise UsageError(f"no config {config_path}: use --scale {known}, or --config FILE.yaml")
     with open(config_path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        config = yaml.safe_load(handle)
+    missing = [k for k in ("teacher", "languages", "tasks", "distill", "finetune") if k not in (config or {})]
+    if missing:
+        raise UsageError(f"config {config_path} lacks {', '.join(missing)} (see reproduction/configs/cpu.yaml)")
+    return config
 
 
 def default_cache_dir(scale: str) -> Path:
@@ -127,6 +134,14 @@ def dry_run(study: Study, args) -> int:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except (UsageError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config(args.scale, args.config)
     study = build_study(args.scale, config, args.results_dir, args.cache_dir)

@@ -150,3 +150,11 @@ def test_dry_run_lists_the_cells_of_every_scale(tmp_path, scale):
     assert names.index("distil-sl-basic") < names.index("ft-teacher-sl_pos-s1") < names.index("distil-sl-pre")
     assert names.index("distil-sw-post") < names.index("distil-sl-pre-w111")
     assert "distil-sw-pre-t0.5" in names and "ft-distil-sw-pre-t4-sw_topic-s2" in names
+
+
+def test_unknown_scale_is_one_error_line(capsys):
+    from reproduction.driver import main
+
+    assert main(["--scale", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no config") and "Traceback" not in err

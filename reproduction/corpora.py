@@ -141,13 +141,13 @@ def build_corpora(
         kept, dropped = [], 0
         for path in expand(root, patterns):
             for line in read_source(path):
+                if max_lines is not None and len(kept) >= max_lines:
+                    break
                 pieces = [squash(s) for s in split_sentences(line)] + [squash(line)]
                 if any(p in banned for p in pieces):
                     dropped += 1
                     continue
                 kept.append(line)
-        if max_lines is not None:
-            kept = kept[:max_lines]
         rng = random.Random(f"{seed}-{lang}")
         n_val = min(validation_lines, max(1, len(kept) // 20))
         val_idx = set(rng.sample(range(len(kept)), n_val))

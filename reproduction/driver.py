@@ -114,7 +114,15 @@ def estimated_cost(study: Study, cell) -> float:
         for c in study.cells.values()
         if _cost_class(c) == _cost_class(cell) and (r := study.result(c)) is not None
     ]
-    return statistics.median(same) if same else cell.cost_s
+    cost = statistics.median(same) if same else cell.cost_s
+    steps = (cell.spec.get("train") or {}).get("max_steps")
+    if steps and cell.makes_model:  # a resumable MLM run: only the steps after its last checkpoint are left
+        from .mlm import last_complete_checkpoint
+
+        checkpoint = last_complete_checkpoint(str(study.artifact_dir(cell) / "checkpoints"))
+        if checkpoint:
+            cost *= max(0.0, 1.0 - int(checkpoint.rsplit("-", 1)[1]) / int(steps))
+    return cost
 
 
 def dry_run(study: Study, args) -> int:

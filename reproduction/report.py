@@ -100,7 +100,8 @@ def status_section(study: Study) -> list[str]:
     if pending:
         left = sum(estimated_cost(study, c) for c in pending)
         lines.append(
-            f"Pending: {len(pending)} cells, about **{left / 3600:.1f} h** of compute on an idle 2-core machine "
+            f"Pending: {len(pending)} cells, about **{left / 3600:.1f} h** of compute on "
+            f"{study.config.get('cost', {}).get('machine', 'the reference machine')} "
             "(measured medians of finished cells of the same kind, else the config's estimates; "
             f"`python -m reproduction --scale {study.scale} --dry-run` lists them)."
         )

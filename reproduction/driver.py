@@ -23,6 +23,7 @@ from .runner import CellFailed, execute
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 STAGES = ("teacher", "students", "finetune", "ablations", "tables")
+_HELD_LOCK = None
 
 
 class UsageError(Exception):
@@ -149,6 +150,27 @@ def main(argv=None) -> int:
         return 2
 
 
+def lock_cache(cache_dir: Path):
+    """One driver per cache at a time: two would train the same checkpoints. The lock is an ``flock`` on
+    ``<cache>/.driver.lock``, released by the kernel when the process ends, however it ends."""
+    import fcntl
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(cache_dir / ".driver.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        raise UsageError(
+            f"another driver is running on {cache_dir} (pid {handle.read().strip() or '?'}); wait for it or stop it"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def _main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config(args.scale, args.config)
@@ -158,6 +180,9 @@ def _main(argv=None) -> int:
 
     def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    global _HELD_LOCK  # held until the process ends (or the next main() in the same process)
+    _HELD_LOCK = None if args.stage == "tables" else lock_cache(study.cache_dir)
 
     pending = [c for c in select(study, args) if not study.done(c)]
     log(f"scale {args.scale}: {len(pending)} selected cells pending; cache {study.cache_dir}")

@@ -158,3 +158,13 @@ def test_unknown_scale_is_one_error_line(capsys):
     assert main(["--scale", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no config") and "Traceback" not in err
+
+
+def test_one_driver_per_cache(tmp_path):
+    from reproduction.driver import UsageError, lock_cache
+
+    held = lock_cache(tmp_path)
+    with pytest.raises(UsageError, match="another driver is running"):
+        lock_cache(tmp_path)
+    held.close()  # the kernel releases it however the holder ends (SIGKILL included)
+    lock_cache(tmp_path).close()

@@ -141,7 +141,7 @@ def teacher_section(study: Study) -> list[str]:
     )
     lines.append("")
     if result is None:
-        lines += ["**Pending** (not finished yet; it resumes from its last checkpoint).", ""]
+        lines += ["**Pending** (not finished yet; it resumes from its last checkpoint)." + checkpoint_note(study), ""]
         return lines
     r = result["result"]
     mlm = r["mlm"]
@@ -190,6 +190,27 @@ def teacher_section(study: Study) -> list[str]:
     )
     lines.append("")
     return lines
+
+
+def checkpoint_note(study: Study) -> str:
+    """Where an unfinished teacher stands in this machine's cache (not a result: a progress note)."""
+    import json
+
+    from .mlm import ELAPSED_FILE, last_complete_checkpoint
+
+    checkpoint = last_complete_checkpoint(str(study.artifact_dir("teacher") / "checkpoints"))
+    if not checkpoint:
+        return ""
+    steps = study.cells["teacher"].spec["train"]["max_steps"]
+    with open(f"{checkpoint}/{ELAPSED_FILE}") as handle:
+        elapsed = json.load(handle)
+    with open(f"{checkpoint}/trainer_state.json") as handle:
+        losses = [e["loss"] for e in json.load(handle).get("log_history", []) if "loss" in e]
+    loss = f", training loss {losses[-1]:.2f}" if losses else ""
+    return (
+        f" Progress in the cache that wrote this file: checkpoint at step {checkpoint.rsplit('-', 1)[1]} of "
+        f"{steps} after {elapsed['train_seconds'] / 60:.0f} min of training on a shared machine{loss}."
+    )
 
 
 def lr_section(study: Study) -> list[str]:

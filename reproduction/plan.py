@@ -1,0 +1,253 @@
+"""The cells of a scale, built from its config, in the order they should run.
+
+Priority (what is worth having first if the compute runs out): the teacher; the basic students and
+both baselines; the learning-rate choice and Table 4's fine-tuning; the pre/post VocabReduce
+students and Table 5; the ablations (Tables 6 and 7). ``--stage`` filters by the stage label, the
+order stays this one.
+
+Fine-tuning cells whose learning rate is to be chosen on validation data wait (``blocked``) until
+the selection cells are finished; the plan is rebuilt after every cell, so they become runnable in
+the same sitting.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+
+from .cells import Cell, Study
+from .finetune import run_finetune_cell
+from .students import run_copy_cell, run_distill_cell, run_scratch_cell
+from .teacher import run_teacher
+
+#: Fine-tuning cost relative to a student, by model (the teacher has twice the layers).
+MODEL_COST = {"teacher": 2.0}
+
+
+def teacher_cell(study: Study) -> Cell:
+    teacher = copy.deepcopy(study.config["teacher"])
+    steps = teacher.get("train", {}).get("max_steps", 0)
+    return Cell(
+        stage="teacher",
+        name="teacher",
+        spec=teacher,
+        run=run_teacher,
+        cost_s=steps * float(study.config.get("cost", {}).get("teacher_step_s", 1.0)),
+        makes_model=teacher["kind"] == "pretrain",
+    )
+
+
+def student_layers(study: Study) -> int:
+    return int(study.config["distill"]["student_layers"])
+
+
+def distill_cell(study: Study, lang: str, variant: str, vocab: str, weights=None, temperature=None) -> Cell:
+    d = study.config["distill"]
+    weights = weights or d.get("loss_weights", [5.0, 2.0, 1.0])
+    spec = {
+        "kind": "distill",
+        "teacher_key": study.cells["teacher"].key,
+        "lang": lang,
+        "student_layers": student_layers(study),
+        "vocab_reduction": vocab,
+        "alpha_ce": float(weights[0]),
+        "alpha_mlm": float(weights[1]),
+        "alpha_cos": float(weights[2]),
+        "temperature": float(temperature if temperature is not None else d.get("temperature", 2.0)),
+        "corpus": d.get("corpus", "teacher_text"),
+        "distill": {
+            k: v for k, v in d.items() if k not in ("student_layers", "corpus", "loss_weights", "temperature")
+        },
+    }
+    cost = study.config.get("cost", {})
+    step_s = float(cost.get("distill_step_s", 1.0)) * (
+        float(cost.get("pre_reduced_factor", 0.7)) if vocab == "pre" else 1.0
+    )
+    return Cell(
+        stage="students",
+        name=f"distil-{lang}-{variant}",
+        spec=spec,
+        run=run_distill_cell,
+        deps=["teacher"],
+        cost_s=int(d.get("max_steps") or d.get("scratch_max_steps", 0)) * step_s,
+        makes_model=True,
+    )
+
+
+def scratch_cell(study: Study, lang: str) -> Cell:
+    """MLM only from random initialisation, the student's architecture and the distillation's budget."""
+    d = study.config["distill"]
+    teacher_model = study.config.get("scratch_model") or study.config["teacher"].get("model") or {}
+    steps = int(d.get("max_steps") or d["scratch_max_steps"])
+    spec = {
+        "kind": "scratch",
+        "teacher_key": study.cells["teacher"].key,
+        "lang": lang,
+        "model": {**teacher_model, "num_hidden_layers": student_layers(study)},
+        "train": {
+            "max_steps": steps,
+            "batch_size": int(d["batch_size"]),
+            "learning_rate": float(d["learning_rate"]),
+            "warmup_steps": max(1, round(0.05 * steps)),  # the distillation's default 5 %
+            "weight_decay": 0.0,  # as the distillation (TrainingArguments' default)
+            "max_grad_norm": 5.0,  # as the distillation (DistilBERT)
+            "mlm_probability": 0.15,
+            "mlm_smoothing": 0.7,  # the distillation's MLM masking
+            "min_seq_length": 12,
+            "save_steps": int(d.get("eval_steps") or 500),
+            "logging_steps": int(d.get("logging_steps", 25)),
+            "seed": int(d["seed"]),
+        },
+    }
+    cost = study.config.get("cost", {})
+    return Cell(
+        stage="students",
+        name=f"scratch-{lang}",
+        spec=spec,
+        run=run_scratch_cell,
+        deps=["teacher"],
+        cost_s=steps * float(cost.get("scratch_step_s", 0.3)),
+        makes_model=True,
+    )
+
+
+def copy_cell(study: Study, lang: str) -> Cell:
+    # One copy serves both languages' tables (it does not depend on the language); named per language
+    # only to keep the tables regular.
+    spec = {"kind": "copy", "teacher_key": study.cells["teacher"].key, "student_layers": student_layers(study)}
+    return Cell(
+        stage="students",
+        name=f"copy-{lang}",
+        spec=spec,
+        run=run_copy_cell,
+        deps=["teacher"],
+        cost_s=5,
+        makes_model=True,
+    )
+
+
+def finetune_protocol(study: Study) -> dict:
+    ft = study.config["finetune"]
+    keep = ("epochs", "batch_size", "max_seq_length", "max_train_samples", "max_eval_samples", "max_test_samples")
+    return {k: ft[k] for k in keep if ft.get(k) is not None}
+
+
+def lr_selection_cells(study: Study) -> list[Cell]:
+    ft = study.config["finetune"]
+    if ft.get("learning_rate") is not None:
+        return []
+    model = ft.get("lr_selection_model", "teacher")
+    cells = []
+    for lang in study.config["languages"]:
+        for task in study.config["tasks"][lang]:
+            for lr in ft["lr_candidates"]:
+                cells.append(
+                    finetune_cell(study, model, task, int(ft["lr_selection_seed"]), float(lr), name_prefix="lr")
+                )
+    return cells
+
+
+def chosen_learning_rate(study: Study) -> float | None:
+    """The fixed rate of the config, or the candidate with the best mean validation score over the
+    selection cells (every task, the selection model), once they are all finished; else None."""
+    ft = study.config["finetune"]
+    if ft.get("learning_rate") is not None:
+        return float(ft["learning_rate"])
+    scores: dict[float, list[float]] = {}
+    for cell in study.cells.values():
+        if not cell.name.startswith("lr-"):
+            continue
+        result = study.result(cell)
+        if result is None:
+            return None
+        r = result["result"]
+        scores.setdefault(cell.spec["learning_rate"], []).append(r["validation_metrics"][r["main_metric"]])
+    if not scores:
+        return None
+    return max(sorted(scores), key=lambda lr: statistics.mean(scores[lr]))
+
+
+def finetune_cell(
+    study: Study, model: str, task: str, seed: int, lr: float | None, name_prefix="ft", stage="finetune"
+):
+    spec = {
+        "kind": "finetune",
+        "model": model,
+        "model_key": study.cells[model].key,
+        "task": task,
+        "seed": seed,
+        "learning_rate": lr,
+        "protocol": finetune_protocol(study),
+    }
+    lr_tag = f"-lr{lr:g}" if name_prefix == "lr" else ""
+    cost = float(study.config.get("cost", {}).get("finetune_run_s", 60)) * MODEL_COST.get(model, 1.0)
+    cell = Cell(
+        stage=stage,
+        name=f"{name_prefix}-{model}-{task}-s{seed}{lr_tag}",
+        spec=spec,
+        run=run_finetune_cell,
+        deps=[model],
+        cost_s=cost,
+    )
+    cell.blocked = lr is None
+    return cell
+
+
+def add_finetunes(study: Study, models_by_lang: dict[str, list[str]], seeds, lr, stage="finetune") -> None:
+    """Seed-major: every model and task once before the second seed, so a partial run is balanced."""
+    for seed in seeds:
+        for lang, models in models_by_lang.items():
+            for task in study.config["tasks"][lang]:
+                for model in models:
+                    name = f"ft-{model}-{task}-s{seed}"
+                    if name not in study.cells:
+                        study.add(finetune_cell(study, model, task, seed, lr, stage=stage))
+
+
+def ablation_variants(study: Study) -> list[tuple[str, list[float] | None, float | None]]:
+    """(suffix, loss weights, temperature) of the Table 6 / Table 7 students other than the pre student
+    itself (= 5/2/1 at τ = 2)."""
+    ab = study.config.get("ablations") or {}
+    base_w = [float(x) for x in study.config["distill"].get("loss_weights", [5, 2, 1])]
+    base_t = float(study.config["distill"].get("temperature", 2.0))
+    out = []
+    for w in ab.get("loss_weights", []):
+        w = [float(x) for x in w]
+        if w != base_w:
+            out.append(("w" + "".join(f"{x:g}" for x in w), w, None))
+    for t in ab.get("temperatures", []):
+        if float(t) != base_t:
+            out.append((f"t{float(t):g}", None, float(t)))
+    return out
+
+
+def plan_cells(study: Study) -> None:
+    cfg = study.config
+    langs = cfg["languages"]
+    study.add(teacher_cell(study))
+    for lang in langs:
+        study.add(distill_cell(study, lang, "basic", "none"))
+    for lang in langs:
+        study.add(scratch_cell(study, lang))
+        study.add(copy_cell(study, lang))
+
+    for cell in lr_selection_cells(study):
+        study.add(cell)
+    lr = chosen_learning_rate(study)
+    ft = cfg["finetune"]
+    table4 = {lang: ["teacher", f"distil-{lang}-basic", f"scratch-{lang}", f"copy-{lang}"] for lang in langs}
+    add_finetunes(study, table4, ft["seeds"], lr)
+
+    for lang in langs:
+        study.add(distill_cell(study, lang, "pre", "pre"))
+        study.add(distill_cell(study, lang, "post", "post"))
+    add_finetunes(study, {lang: [f"distil-{lang}-pre", f"distil-{lang}-post"] for lang in langs}, ft["seeds"], lr)
+
+    variants = ablation_variants(study)
+    for lang in langs:
+        for suffix, weights, temperature in variants:
+            cell = distill_cell(study, lang, f"pre-{suffix}", "pre", weights=weights, temperature=temperature)
+            cell.stage = "ablations"
+            study.add(cell)
+    ablation_models = {lang: [f"distil-{lang}-pre-{s}" for s, _, _ in variants] for lang in langs}
+    add_finetunes(study, ablation_models, ft.get("ablation_seeds", ft["seeds"]), lr, stage="ablations")

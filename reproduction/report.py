@@ -1,0 +1,653 @@
+"""The ``tables`` stage: RESULTS.md and the figures, generated from the cell results only.
+
+No number in the report is typed by hand: every table cell is a mean ± sample std over the finished
+fine-tuning cells (test scores of the task's main metric, in %), and a table cell whose runs have not
+finished says ``pending``. The verdicts are computed from the same numbers and say only what they
+support (with the seed spread, which bounds the differences the study can resolve).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from .cells import Study
+from .plan import ablation_variants, chosen_learning_rate
+
+MODEL_TITLES = {
+    "teacher": "teacher",
+    "basic": "student (distilled)",
+    "scratch": "MLM only, random init",
+    "copy": "2n−1 copy, no training",
+}
+COMMANDS = {
+    "smoke": "python -m reproduction --scale smoke",
+    "cpu": "ELIQUARE_REPRO_CACHE=/work/repro_cache nice -n 15 env PYTHONPATH=$PWD/src python -m reproduction --scale cpu",
+    "gpu": "python -m reproduction --scale gpu",
+}
+
+
+def report_path(study: Study) -> Path:
+    default_results = study.repo_root / "reproduction" / "results" / study.scale
+    if study.results_dir.resolve() != default_results.resolve():
+        return study.results_dir / "RESULTS.md"
+    name = "RESULTS.md" if study.scale == "cpu" else f"RESULTS-{study.scale}.md"
+    return study.repo_root / "reproduction" / name
+
+
+# ------------------------------------------------------------------------------------------------
+# Collecting scores
+# ------------------------------------------------------------------------------------------------
+
+
+def scores(study: Study, model: str, task: str, seeds) -> list[float]:
+    out = []
+    for seed in seeds:
+        cell = study.cells.get(f"ft-{model}-{task}-s{seed}")
+        result = study.result(cell) if cell else None
+        if result:
+            r = result["result"]
+            out.append(100.0 * r["test_metrics"][r["main_metric"]])
+    return out
+
+
+def fmt(values: list[float], expected: int) -> str:
+    if not values:
+        return "pending"
+    text = f"{statistics.mean(values):.2f}"
+    if len(values) > 1:
+        text += f" ± {statistics.stdev(values):.2f}"
+    if len(values) < expected:
+        text += f" ({len(values)}/{expected} seeds)"
+    return text
+
+
+def mean_or_none(values):
+    return statistics.mean(values) if values else None
+
+
+def task_label(task: str) -> str:
+    lang, _, kind = task.partition("_")
+    return f"{lang} {kind.upper() if kind in ('pos', 'ner') else kind}"
+
+
+def all_tasks(study: Study) -> list[tuple[str, str]]:
+    return [(lang, task) for lang in study.config["languages"] for task in study.config["tasks"][lang]]
+
+
+# ------------------------------------------------------------------------------------------------
+# Sections
+# ------------------------------------------------------------------------------------------------
+
+
+def status_section(study: Study) -> list[str]:
+    lines = ["## Status and compute", ""]
+    lines.append("| stage | cells finished | pending | compute of the finished cells |")
+    lines.append("|---|---:|---:|---:|")
+    total = 0.0
+    for stage in ("teacher", "students", "finetune", "ablations"):
+        cells = [c for c in study.cells.values() if c.stage == stage]
+        done = [study.result(c) for c in cells]
+        done = [d for d in done if d]
+        seconds = sum(d.get("result", {}).get("mlm", {}).get("train_seconds", 0) or d["wall_s"] for d in done)
+        total += seconds
+        lines.append(f"| {stage} | {len(done)} | {len(cells) - len(done)} | {seconds / 60:.1f} min |")
+    lines.append(f"| **all** | | | **{total / 3600:.2f} h** |")
+    lines.append("")
+    from .driver import estimated_cost
+
+    pending = [c for c in study.cells.values() if not study.done(c)]
+    if pending:
+        left = sum(estimated_cost(study, c) for c in pending)
+        lines.append(
+            f"Pending: {len(pending)} cells, about **{left / 3600:.1f} h** of compute on "
+            f"{study.config.get('cost', {}).get('machine', 'the reference machine')} "
+            "(measured medians of finished cells of the same kind, else the config's estimates; "
+            f"`python -m reproduction --scale {study.scale} --dry-run` lists them)."
+        )
+        lines.append("")
+    machines = {
+        (d["machine"]["platform"], d["machine"]["cpu_count"], d["machine"]["torch"], d["machine"]["device"])
+        for c in study.cells.values()
+        if (d := study.result(c))
+    }
+    for platform, cpus, torch_version, device in sorted(machines):
+        lines.append(f"Machine: {platform}, {cpus} CPU cores, torch {torch_version}, device {device}.")
+    lines.append(
+        "Compute is the wall time of each cell (the teacher: its training time summed over all resumed "
+        "sessions), measured while other jobs shared the machine, so it overstates the cost on an idle one."
+    )
+    lines.append("")
+    return lines
+
+
+def teacher_section(study: Study) -> list[str]:
+    cell = study.cells["teacher"]
+    result = study.result(cell)
+    lines = ["## Teacher", ""]
+    spec = cell.spec
+    if spec["kind"] == "pretrained":
+        lines += [f"Existing multilingual model `{spec['name_or_path']}` (not trained here).", ""]
+        return lines
+    m = spec["model"]
+    t = spec["train"]
+    lines.append(
+        f"A multilingual `BertForMaskedLM` trained here from random initialisation: {m['num_hidden_layers']} layers, "
+        f"hidden {m['hidden_size']}, {m['num_attention_heads']} heads, intermediate {m['intermediate_size']}, "
+        f"{m['max_position_embeddings']} positions; MLM (15 % masking, 80/10/10, smoothing {t['mlm_smoothing']}), "
+        f"{t['max_steps']} steps of {t['batch_size']} sequences, AdamW lr {t['learning_rate']}, {t['warmup_steps']} "
+        f"warm-up steps, linear decay. Vocabulary: the real mBERT WordPiece vocabulary (`{spec['tokenizer']}`) cut to "
+        f"the sub-words that occur (≥ {spec['vocab_min_count']} sentence) in the teacher's text."
+    )
+    lines.append("")
+    if result is None:
+        lines += ["**Pending** (not finished yet; it resumes from its last checkpoint)." + checkpoint_note(study), ""]
+        return lines
+    r = result["result"]
+    mlm = r["mlm"]
+    lines.append(
+        f"Parameters: {mlm['parameters']:,}; vocabulary {r['vocab']['kept_vocab_size']:,} of "
+        f"{r['vocab']['source_vocab_size']:,}; {mlm['global_steps']} steps in {mlm['train_seconds'] / 60:.1f} min "
+        f"({mlm['useful_tokens_per_s']:.0f} useful tokens/s)."
+    )
+    lines.append("")
+    lines.append(
+        "| language | text lines kept | lines dropped (contain an evaluation sentence) | train words | "
+        "validation MLM loss (nats) | masked-token accuracy |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for lang, info in r["corpus"]["languages"].items():
+        v = mlm["validation"].get(lang, {})
+        lines.append(
+            f"| {lang} | {info['lines_kept']:,} | {info['lines_dropped_for_overlap']:,} | {info['train_words']:,} | "
+            f"{v.get('mlm_loss', float('nan')):.3f} | {100 * v.get('masked_token_accuracy', float('nan')):.1f} % |"
+        )
+    o = mlm["validation_overall"]
+    lines.append(f"| all | | | | {o['mlm_loss']:.3f} | {100 * o['masked_token_accuracy']:.1f} % |")
+    lines.append("")
+    lines.append(
+        f"A uniform guess scores ln V = {mlm['uniform_guess_loss']:.2f} nats. Validation: held-out lines of each "
+        "language (never trained on), masks fixed by seed, so the numbers compare across models."
+    )
+    curve = mlm.get("loss_curve") or []
+    if curve:
+        marks = [p for p in curve if p["step"] % 500 == 0 or p is curve[-1]]
+        lines.append("")
+        lines.append("Training loss: " + ", ".join(f"step {p['step']}: {p['loss']:.2f}" for p in marks) + ".")
+    lines.append("")
+    others = [lang for lang in r["corpus"]["languages"] if lang not in study.config["languages"]]
+    if others:
+        lines.append(
+            f"The {', '.join(others)} text is the sentences of those languages' treebanks (no raw text exists "
+            "offline for them); nothing is fine-tuned on them here, and fine-tuning this teacher on those "
+            "treebanks would be leaky."
+        )
+        lines.append("")
+    lines.append(
+        f"Leakage guard: {r['corpus']['excluded_sentences']:,} sentences of the fine-tuning data sets "
+        f"({', '.join('`' + e + '`' for e in r['corpus']['exclude'])}) were compared (whitespace removed) with "
+        "every sentence of the text; a line holding one was dropped. SIB-200 is never used as text."
+    )
+    lines.append("")
+    return lines
+
+
+def checkpoint_note(study: Study) -> str:
+    """Where an unfinished teacher stands in this machine's cache (not a result: a progress note)."""
+    import json
+
+    from .mlm import ELAPSED_FILE, last_complete_checkpoint
+
+    checkpoint = last_complete_checkpoint(str(study.artifact_dir("teacher") / "checkpoints"))
+    if not checkpoint:
+        return ""
+    steps = study.cells["teacher"].spec["train"]["max_steps"]
+    with open(f"{checkpoint}/{ELAPSED_FILE}") as handle:
+        elapsed = json.load(handle)
+    with open(f"{checkpoint}/trainer_state.json") as handle:
+        losses = [e["loss"] for e in json.load(handle).get("log_history", []) if "loss" in e]
+    loss = f", training loss {losses[-1]:.2f}" if losses else ""
+    return (
+        f" Progress in the cache that wrote this file: checkpoint at step {checkpoint.rsplit('-', 1)[1]} of "
+        f"{steps} after {elapsed['train_seconds'] / 60:.0f} min of training on a shared machine{loss}."
+    )
+
+
+def lr_section(study: Study) -> list[str]:
+    ft = study.config["finetune"]
+    lines = ["## Fine-tuning protocol", ""]
+    protocol = {k: v for k, v in ft.items() if k not in ("lr_candidates", "lr_selection_model", "lr_selection_seed")}
+    lines.append(
+        "Every model is fine-tuned with `examples/run_finetune.py` and the same settings: "
+        + ", ".join(f"{k} = {v}" for k, v in protocol.items() if v is not None)
+        + "; the package's defaults otherwise (weight decay 0.01, warm-up capped at 10 %, best validation "
+        "epoch restored, SSJ dev+test pooled and re-split 80/10/10 with seed 42)."
+    )
+    lines.append("")
+    if ft.get("learning_rate") is not None:
+        lines += [f"Learning rate: {ft['learning_rate']} (fixed by the config).", ""]
+        return lines
+    chosen = chosen_learning_rate(study)
+    lines.append(
+        f"Learning rate: chosen once on **validation** data among {ft['lr_candidates']} with the "
+        f"`{ft['lr_selection_model']}` (seed {ft['lr_selection_seed']}, every task; the best mean validation "
+        "score wins) and then used for every model. Choosing it on the teacher favours the teacher, if anyone."
+    )
+    lines.append("")
+    lines.append("| task | " + " | ".join(f"lr {lr:g}" for lr in ft["lr_candidates"]) + " |")
+    lines.append("|---|" + "---:|" * len(ft["lr_candidates"]))
+    for _lang, task in all_tasks(study):
+        row = []
+        for lr in ft["lr_candidates"]:
+            cell = study.cells.get(f"lr-{ft['lr_selection_model']}-{task}-s{ft['lr_selection_seed']}-lr{float(lr):g}")
+            res = study.result(cell) if cell else None
+            if res:
+                r = res["result"]
+                row.append(f"{100 * r['validation_metrics'][r['main_metric']]:.2f}")
+            else:
+                row.append("pending")
+        lines.append(f"| {task_label(task)} (validation) | " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(f"Chosen: **{chosen:g}**." if chosen is not None else "Chosen: pending.")
+    lines.append("")
+    return lines
+
+
+def table4(study: Study) -> tuple[list[str], dict]:
+    seeds = study.config["finetune"]["seeds"]
+    lines = ["## Table 4: student vs teacher and baselines", ""]
+    lines.append("| task | " + " | ".join(MODEL_TITLES.values()) + " |")
+    lines.append("|---|" + "---:|" * len(MODEL_TITLES))
+    data = {}
+    for lang, task in all_tasks(study):
+        models = {
+            "teacher": "teacher",
+            "basic": f"distil-{lang}-basic",
+            "scratch": f"scratch-{lang}",
+            "copy": f"copy-{lang}",
+        }
+        row = {k: scores(study, m, task, seeds) for k, m in models.items()}
+        data[task] = row
+        lines.append(f"| {task_label(task)} | " + " | ".join(fmt(row[k], len(seeds)) for k in MODEL_TITLES) + " |")
+    lines.append("")
+    lines.append(
+        f"Test scores in % (POS: accuracy; NER: entity-level F1; topic: accuracy), mean ± sample std over "
+        f"seeds {seeds}. Student: half the teacher's layers (student layer n ← teacher layer 2n−1), distilled "
+        "with the triple loss 5/2/1, τ = 2, on its language's part of the teacher's text."
+    )
+    lines.append("")
+    return lines, data
+
+
+def paired(study: Study, model_a, model_b, seeds) -> tuple[list[float], list[float]]:
+    """Paired scores (same task and seed) of two model families over all tasks; ``model_*`` map a
+    language to a cell name."""
+    a, b = [], []
+    for lang, task in all_tasks(study):
+        for seed in seeds:
+            sa = scores(study, model_a(lang), task, [seed])
+            sb = scores(study, model_b(lang), task, [seed])
+            if sa and sb:
+                a.append(sa[0])
+                b.append(sb[0])
+    return a, b
+
+
+def wilcoxon_line(name: str, a: list[float], b: list[float]) -> tuple[str, float | None]:
+    if len(a) < 2:
+        return f"| {name} | {len(a)} | pending | |", None
+    from scipy.stats import wilcoxon
+
+    diffs = [x - y for x, y in zip(a, b)]
+    if all(d == 0 for d in diffs):
+        return f"| {name} | {len(a)} | all differences 0 | |", 1.0
+    test = wilcoxon(a, b, alternative="less")
+    return (
+        f"| {name} | {len(a)} | {statistics.mean(diffs):+.2f} | {test.pvalue:.3g} |",
+        float(test.pvalue),
+    )
+
+
+def wilcoxon_section(study: Study) -> tuple[list[str], dict]:
+    seeds = study.config["finetune"]["seeds"]
+    lines = ["### Wilcoxon signed-rank tests (left-tailed: is the first model worse?)", ""]
+    lines.append("| comparison | pairs (task × seed) | mean difference (points) | p-value |")
+    lines.append("|---|---:|---:|---:|")
+    out = {}
+    comparisons = [
+        ("student vs teacher", lambda lang: f"distil-{lang}-basic", lambda lang: "teacher"),
+        ("pre-VocabReduce student vs teacher", lambda lang: f"distil-{lang}-pre", lambda lang: "teacher"),
+        ("post-VocabReduce student vs teacher", lambda lang: f"distil-{lang}-post", lambda lang: "teacher"),
+        ("MLM-only random init vs student", lambda lang: f"scratch-{lang}", lambda lang: f"distil-{lang}-basic"),
+        ("2n−1 copy vs student", lambda lang: f"copy-{lang}", lambda lang: f"distil-{lang}-basic"),
+    ]
+    for name, fa, fb in comparisons:
+        a, b = paired(study, fa, fb, seeds)
+        line, p = wilcoxon_line(name, a, b)
+        lines.append(line)
+        out[name] = (a, b, p)
+    lines.append("")
+    lines.append(
+        "`scipy.stats.wilcoxon(first, second, alternative='less')` over all (task, seed) pairs of both "
+        "languages, as the paper tests student vs teacher over all its cells. With few pairs the smallest "
+        "reachable p-value is large (n = 12 pairs: 0.00024; n = 6: 0.016), so 'not significant' is weak evidence."
+    )
+    lines.append("")
+    return lines, out
+
+
+def cost_rows(study: Study) -> list[str]:
+    lines = ["### Distillation cost (Table 5's speed claim)", ""]
+    lines.append("| language | VocabReduce | vocabulary | student parameters | wall time | useful tokens/s | steps |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    for lang in study.config["languages"]:
+        for variant, title in (("basic", "none"), ("pre", "pre"), ("post", "post")):
+            cell = study.cells.get(f"distil-{lang}-{variant}")
+            res = study.result(cell) if cell else None
+            if not res:
+                lines.append(f"| {lang} | {title} | pending | | | | |")
+                continue
+            r = res["result"]
+            lines.append(
+                f"| {lang} | {title} | {r['vocab_size']:,} | {r['student_parameters']:,} | "
+                f"{r['train_runtime_s'] / 60:.1f} min | {r['useful_tokens_per_s']:.0f} | {r['global_steps']} |"
+            )
+    lines.append("")
+    lines.append(
+        "Useful tokens are the non-padding tokens of the training sequences (tokens per epoch × epochs run); "
+        "parameters of the saved student (post: after its vocabulary was cut). Wall time on a shared machine."
+    )
+    lines.append("")
+    return lines
+
+
+def table5(study: Study) -> tuple[list[str], dict]:
+    seeds = study.config["finetune"]["seeds"]
+    lines = ["## Table 5: VocabReduce before vs after distillation", ""]
+    lines.append("| task | none | pre | post |")
+    lines.append("|---|---:|---:|---:|")
+    data = {}
+    for lang, task in all_tasks(study):
+        row = {v: scores(study, f"distil-{lang}-{v}", task, seeds) for v in ("basic", "pre", "post")}
+        data[task] = row
+        lines.append(f"| {task_label(task)} | " + " | ".join(fmt(row[v], len(seeds)) for v in row) + " |")
+    lines.append("")
+    return lines + cost_rows(study), data
+
+
+def ablation_table(study: Study, kind: str) -> tuple[list[str], dict]:
+    ft = study.config["finetune"]
+    seeds = ft.get("ablation_seeds", ft["seeds"])
+    ab = study.config.get("ablations") or {}
+    base_w = [float(x) for x in study.config["distill"].get("loss_weights", [5, 2, 1])]
+    base_t = float(study.config["distill"].get("temperature", 2.0))
+    suffix_of = {(tuple(w) if w else None, t): s for s, w, t in ablation_variants(study)}
+    rows = []
+    if kind == "weights":
+        for w in ab.get("loss_weights", []):
+            w = tuple(float(x) for x in w)
+            label = "/".join(f"{x:g}" for x in w)
+            rows.append((label, None if list(w) == base_w else suffix_of[(w, None)]))
+        title = "## Table 6: loss terms (α_ce / α_mlm / α_cos), pre-VocabReduce student"
+    else:
+        for t in ab.get("temperatures", []):
+            rows.append((f"τ = {float(t):g}", None if float(t) == base_t else suffix_of[(None, float(t))]))
+        title = "## Table 7: temperature τ, pre-VocabReduce student"
+    tasks = all_tasks(study)
+    lines = [title, ""]
+    lines.append(
+        "| "
+        + ("weights" if kind == "weights" else "τ")
+        + " | "
+        + " | ".join(task_label(t) for _, t in tasks)
+        + " | mean |"
+    )
+    lines.append("|---|" + "---:|" * (len(tasks) + 1))
+    data = {}
+    for label, suffix in rows:
+        row = {}
+        for lang, task in tasks:
+            model = f"distil-{lang}-pre" + (f"-{suffix}" if suffix else "")
+            row[task] = scores(study, model, task, seeds)
+        data[label] = row
+        means = [statistics.mean(v) for v in row.values() if v]
+        overall = f"{statistics.mean(means):.2f}" if len(means) == len(tasks) else "pending"
+        lines.append(f"| {label} | " + " | ".join(fmt(row[t], len(seeds)) for _, t in tasks) + f" | {overall} |")
+    lines.append("")
+    lines.append(
+        f"Seeds {seeds}; the row with the paper's setting (5/2/1, τ = 2) is the pre-VocabReduce student of Table 5."
+    )
+    lines.append("")
+    return lines, data
+
+
+def figure(study: Study, data: dict, kind: str, path: Path) -> bool:
+    """Figure 4 (bars per loss setting) or 5 (score vs τ), one series per task; False if nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for _, t in all_tasks(study)]
+    labels = list(data)
+    if not any(data[label][t] for label in labels for t in tasks):
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(len(tasks), 1)
+    for i, task in enumerate(tasks):
+        means = [mean_or_none(data[label][task]) for label in labels]
+        stds = [statistics.stdev(data[label][task]) if len(data[label][task]) > 1 else 0 for label in labels]
+        xs = list(range(len(labels)))
+        if kind == "weights":
+            ax.bar(
+                [x + (i - (len(tasks) - 1) / 2) * width for x in xs],
+                [m if m is not None else 0 for m in means],
+                width,
+                yerr=stds,
+                label=task_label(task),
+            )
+        else:
+            pts = [(x, m, s) for x, m, s in zip(xs, means, stds) if m is not None]
+            if pts:
+                ax.errorbar(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    yerr=[p[2] for p in pts],
+                    marker="o",
+                    capsize=3,
+                    label=task_label(task),
+                )
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("test score (%)")
+    ax.set_xlabel("α_ce / α_mlm / α_cos" if kind == "weights" else "temperature τ")
+    ax.set_title(
+        ("Figure 4: loss terms" if kind == "weights" else "Figure 5: temperature") + f" ({study.scale} scale)"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# Verdicts
+# ------------------------------------------------------------------------------------------------
+
+
+def seed_spread(study: Study) -> float | None:
+    """Median over (model, task) of the seed standard deviation: differences much smaller than this
+    cannot be told apart from seed noise."""
+    stds = []
+    for cell in study.cells.values():
+        if cell.spec.get("kind") != "finetune" or not cell.name.endswith("-s1"):
+            continue
+        model, task = cell.spec["model"], cell.spec["task"]
+        vals = scores(study, model, task, study.config["finetune"]["seeds"])
+        if len(vals) > 1:
+            stds.append(statistics.stdev(vals))
+    return statistics.median(stds) if stds else None
+
+
+def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) -> list[str]:
+    lines = ["## Verdicts on the paper's claims (at this scale)", ""]
+    spread = seed_spread(study)
+    if spread is not None:
+        lines.append(
+            f"Seed noise: the median std over seeds of one model on one task is {spread:.2f} points; smaller "
+            "differences are not resolved by this study."
+        )
+        lines.append("")
+
+    # 1. student keeps the teacher's scores and beats the baselines
+    a, b, p = tests["student vs teacher"]
+    full = all(t4[t]["basic"] and t4[t]["teacher"] for t in t4)
+    if not a:
+        lines.append("1. **Student vs teacher**: pending (no paired runs yet).")
+    else:
+        diffs = {
+            t: mean_or_none(r["basic"]) - mean_or_none(r["teacher"])
+            for t, r in t4.items()
+            if r["basic"] and r["teacher"]
+        }
+        per = ", ".join(f"{task_label(t)} {d:+.2f}" for t, d in diffs.items())
+        sig = p is not None and p < 0.05
+        p_text = f"p = {p:.3g}" if p is not None else "not computable (fewer than 2 pairs)"
+        lines.append(
+            f"1. **Student vs teacher** (paper: the student keeps or beats its teacher): student − teacher = {per} "
+            f"points; left-tailed Wilcoxon {p_text} over {len(a)} pairs → "
+            + (
+                "the student is **significantly worse** than its teacher here: the claim does not hold at this scale."
+                if sig
+                else "no significant loss against the teacher detected (the claim is not contradicted; with "
+                f"{len(a)} pairs this is weak evidence)."
+            )
+            + ("" if full else " (partial: not all tasks/seeds finished)")
+        )
+    for base, title in (("scratch", "MLM-only random init"), ("copy", "2n−1 copy without training")):
+        diffs = {t: mean_or_none(r["basic"]) - mean_or_none(r[base]) for t, r in t4.items() if r["basic"] and r[base]}
+        if diffs:
+            per = ", ".join(f"{task_label(t)} {d:+.2f}" for t, d in diffs.items())
+            better = sum(d > 0 for d in diffs.values())
+            lines.append(
+                f"   - student − {title}: {per} points; the distilled student is better on {better} of {len(diffs)} tasks."
+            )
+        else:
+            lines.append(f"   - student vs {title}: pending.")
+
+    # 2. pre ≈ post, pre faster
+    diffs = {t: mean_or_none(r["pre"]) - mean_or_none(r["post"]) for t, r in t5.items() if r["pre"] and r["post"]}
+    speed = []
+    for lang in study.config["languages"]:
+        none_r, pre_r = (study.result(study.cells[f"distil-{lang}-{v}"]) for v in ("basic", "pre"))
+        if none_r and pre_r:
+            speed.append((lang, pre_r["result"]["train_runtime_s"] / none_r["result"]["train_runtime_s"]))
+    if diffs:
+        per = ", ".join(f"{task_label(t)} {d:+.2f}" for t, d in diffs.items())
+        largest = max(abs(d) for d in diffs.values())
+        within = spread is not None and largest <= 2 * spread
+        lines.append(
+            f"2. **Pre vs post VocabReduce** (paper: equal quality, pre faster): pre − post = {per} points "
+            f"(largest |difference| {largest:.2f}"
+            + (f", {'within' if within else 'beyond'} twice the seed std {spread:.2f})" if spread is not None else ")")
+            + "."
+        )
+    else:
+        lines.append("2. **Pre vs post VocabReduce**: pending.")
+    if speed:
+        lines.append(
+            "   - distillation wall time pre / none: "
+            + ", ".join(f"{lang} {ratio:.2f}×" for lang, ratio in speed)
+            + " (< 1: pre is faster; post costs the same as none, as it reduces after training)."
+        )
+
+    # 3. L_mlm most important
+    def drop_rows(data):
+        out = {}
+        for label, row in data.items():
+            means = [statistics.mean(v) for v in row.values() if v]
+            if len(means) == len(row):
+                out[label] = statistics.mean(means)
+        return out
+
+    means6 = drop_rows(t6)
+    dropped = {"0/1/1": "L_ce", "1/0/1": "L_mlm", "1/1/0": "L_cos"}
+    if "1/1/1" in means6 and all(k in means6 for k in dropped):
+        losses = {name: means6["1/1/1"] - means6[label] for label, name in dropped.items()}
+        worst = max(losses, key=losses.get)
+        lines.append(
+            "3. **Most important loss term** (paper: L_mlm): mean score lost when dropping a term from 1/1/1: "
+            + ", ".join(f"{n} {v:+.2f}" for n, v in losses.items())
+            + f" points → here the most important is **{worst}**"
+            + (" (agrees with the paper)." if worst == "L_mlm" else " (differs from the paper).")
+        )
+    else:
+        lines.append("3. **Most important loss term**: pending (Table 6 incomplete).")
+
+    # 4. τ = 2 best
+    means7 = drop_rows(t7)
+    if len(means7) == len(t7) and means7:
+        best = max(means7, key=means7.get)
+        gap = means7[best] - means7.get("τ = 2", float("nan"))
+        lines.append(
+            "4. **Best temperature** (paper: τ = 2): mean over tasks "
+            + ", ".join(f"{k.split('= ')[1]}: {v:.2f}" for k, v in means7.items())
+            + f" → best here **{best}**"
+            + (
+                " (agrees with the paper)."
+                if best == "τ = 2"
+                else f", {gap:.2f} points above τ = 2 (differs from the paper)."
+            )
+        )
+    else:
+        lines.append("4. **Best temperature**: pending (Table 7 incomplete).")
+    lines.append("")
+    lines.append(
+        "Scale limits: a 4-layer teacher pretrained for about an hour on ~1.5 M words (not mBERT on Wikipedia), "
+        "short distillations and short fine-tuning (see the configs). The verdicts are about this setting; "
+        "`--scale gpu` runs the paper's."
+    )
+    lines.append("")
+    return lines
+
+
+def write_report(study: Study) -> Path:
+    path = report_path(study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Reproduction study — `{study.scale}` scale",
+        "",
+        "Generated by `python -m reproduction --scale "
+        f"{study.scale} --stage tables` from the cell results in `reproduction/results/{study.scale}/` "
+        "(never edited by hand). Cells not finished yet are shown as pending.",
+        "",
+        "Commands (each resumes where the last sitting stopped; `--dry-run` lists what is left with its cost):",
+        "",
+        "```bash",
+        *[f"{cmd}        # {scale}" for scale, cmd in COMMANDS.items()],
+        "```",
+        "",
+    ]
+    lines += status_section(study)
+    lines += teacher_section(study)
+    lines += lr_section(study)
+    t4_lines, t4 = table4(study)
+    w_lines, tests = wilcoxon_section(study)
+    t5_lines, t5 = table5(study)
+    t6_lines, t6 = ablation_table(study, "weights")
+    t7_lines, t7 = ablation_table(study, "tau")
+    lines += verdicts(study, t4, tests, t5, t6, t7)
+    lines += t4_lines + w_lines + t5_lines
+    for table_lines, kind, data, number in ((t6_lines, "weights", t6, 4), (t7_lines, "tau", t7, 5)):
+        lines += table_lines
+        fig_path = path.parent / f"figure{number}-{study.scale}.png"
+        if figure(study, data, kind, fig_path):
+            lines += [f"![Figure {number}]({fig_path.name})", ""]
+        elif fig_path.exists():
+            fig_path.unlink()
+    text = "\n".join(lines).rstrip() + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,170 @@
+"""The reproduction study driver (reproduction/): cell keys, leakage guard, resume, and the whole
+``--scale smoke`` study end to end (every stage, then a second run that skips every finished cell, then
+a run after losing one result and one cached model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, shared_path
+
+sys.path.insert(0, str(ROOT))
+
+from reproduction.cells import Cell, Study, config_key, write_json_atomic  # noqa: E402
+from reproduction.corpora import build_corpora  # noqa: E402
+
+
+def test_config_key_is_canonical_and_sensitive():
+    assert config_key({"a": 1, "b": [1, 2]}) == config_key({"b": [1, 2], "a": 1})
+    assert config_key({"a": 1}) != config_key({"a": 2})
+
+
+def test_result_with_a_stale_key_counts_as_pending(tmp_path):
+    study = Study("t", {}, tmp_path / "results", tmp_path / "cache", ROOT)
+    cell = study.add(Cell(stage="s", name="c", spec={"x": 1}, run=lambda c, s: {}))
+    assert not study.done(cell)
+    write_json_atomic(study.result_path(cell), {"key": "something else", "result": {}})
+    assert not study.done(cell)
+    write_json_atomic(study.result_path(cell), {"key": cell.key, "result": {"v": 3}})
+    assert study.result(cell)["result"] == {"v": 3}
+    assert not list(study.result_path(cell).parent.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_corpora_drop_lines_holding_an_evaluation_sentence(tmp_path):
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "xx.txt").write_text(
+        "Prvi stavek je tukaj. Vlada dodeli sredstva ministrstvu.\nDrugi odstavek brez težav.\n"
+        + "".join(f"Vrstica številka {i} je čisto navadna.\n" for i in range(40)),
+        encoding="utf-8",
+    )
+    (tmp_path / "eval.conllu").write_text(
+        "# text = Vlada dodeli sredstva ministrstvu.\n1\tVlada\t_\n2\tdodeli\t_\n3\tsredstva\t_\n"
+        "4\tministrstvu\t_\n5\t.\t_\n\n",
+        encoding="utf-8",
+    )
+    record = build_corpora(
+        tmp_path, {"xx": ["text/xx.txt"]}, ["eval.conllu"], tmp_path / "out", validation_lines=2, seed=1
+    )
+    info = record["languages"]["xx"]
+    assert info["lines_dropped_for_overlap"] == 1
+    assert info["train_lines"] + info["validation_lines"] == 41
+    text = (tmp_path / "out" / "xx.train.txt").read_text() + (tmp_path / "out" / "xx.validation.txt").read_text()
+    assert "Vlada" not in text and "Drugi odstavek" in text
+
+
+def _run_smoke(tmp_path, *extra):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reproduction",
+            "--scale",
+            "smoke",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _driver_lines(stdout: str, tag: str) -> list[str]:
+    return [line for line in stdout.splitlines() if f" [{tag}] " in line]
+
+
+def test_smoke_study_end_to_end_and_resume(tmp_path):
+    shared_path("text", "sl.txt.gz")
+    shared_path("tokenizers", "bert-base-multilingual-cased", "tokenizer.json")
+    shared_path("ud", "sl", "dev.conllu")
+
+    first = _run_smoke(tmp_path)
+    results = tmp_path / "results"
+    files = sorted(results.rglob("*.json"))
+    names = {p.stem for p in files}
+    # every stage produced its cells
+    assert {"teacher", "distil-sl-basic", "distil-sl-pre", "distil-sl-post", "scratch-sl", "copy-sl"} <= names
+    assert {"distil-sl-pre-w111", "distil-sl-pre-t4"} <= names
+    assert {"ft-teacher-sl_pos-s1", "ft-distil-sl-basic-sl_pos-s1", "ft-distil-sl-pre-t4-sl_pos-s1"} <= names
+    assert len(_driver_lines(first, "done")) == len(files)
+
+    teacher = json.loads((results / "teacher" / "teacher.json").read_text())
+    validation = teacher["result"]["mlm"]["validation"]
+    assert set(validation) == {"sl", "sw"} and all(v["masked_tokens"] > 0 for v in validation.values())
+    assert teacher["result"]["corpus"]["languages"]["sw"]["lines_dropped_for_overlap"] > 0  # MasakhaNER sentences
+
+    ft = json.loads((results / "finetune" / "ft-distil-sl-basic-sl_pos-s1.json").read_text())
+    assert ft["spec"]["learning_rate"] in (1.0e-3, 3.0e-3)  # chosen among the candidates
+    assert 0.0 <= ft["result"]["test_metrics"]["accuracy"] <= 1.0
+    pre = json.loads((results / "students" / "distil-sl-pre.json").read_text())["result"]
+    basic = json.loads((results / "students" / "distil-sl-basic.json").read_text())["result"]
+    assert pre["vocab_size"] < basic["vocab_size"] and pre["useful_tokens_per_s"] > 0
+
+    report = (results / "RESULTS.md").read_text()
+    for heading in ("## Table 4", "## Table 5", "## Table 6", "## Table 7", "## Verdicts", "Wilcoxon"):
+        assert heading in report
+    table4_row = next(line for line in report.splitlines() if line.startswith("| sl POS |"))
+    assert "pending" not in table4_row
+    assert (results / "figure4-smoke.png").stat().st_size > 0 and (results / "figure5-smoke.png").exists()
+
+    # A second run finds every cell finished and runs nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    second = _run_smoke(tmp_path)
+    assert "0 selected cells pending" in second and not _driver_lines(second, "run")
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in files)
+
+    # Losing one result and a model it needs (a clean checkout has no weights): only that cell runs,
+    # after the model is rebuilt into the cache.
+    (results / "finetune" / "ft-copy-sl-sl_pos-s1.json").unlink()
+    for model_dir in (tmp_path / "cache").glob("copy-sl-*/model"):
+        for child in model_dir.iterdir():
+            child.unlink()
+    third = _run_smoke(tmp_path, "--stage", "finetune")
+    assert [line.split("] ")[1].split()[0] for line in _driver_lines(third, "run")] == [
+        "finetune/ft-copy-sl-sl_pos-s1"
+    ]
+    assert len(_driver_lines(third, "rebuild")) == 1
+    assert (results / "finetune" / "ft-copy-sl-sl_pos-s1.json").is_file()
+
+
+@pytest.mark.parametrize("scale", ["cpu", "gpu"])
+def test_dry_run_lists_the_cells_of_every_scale(tmp_path, scale):
+    from reproduction.driver import build_study, load_config
+
+    study = build_study(scale, load_config(scale, None), tmp_path / "r", tmp_path / "c")
+    names = list(study.cells)
+    assert names[0] == "teacher"
+    # priority order: basic students before Table 4 fine-tuning before pre/post before ablations
+    assert names.index("distil-sl-basic") < names.index("ft-teacher-sl_pos-s1") < names.index("distil-sl-pre")
+    assert names.index("distil-sw-post") < names.index("distil-sl-pre-w111")
+    assert "distil-sw-pre-t0.5" in names and "ft-distil-sw-pre-t4-sw_topic-s2" in names
+
+
+def test_unknown_scale_is_one_error_line(capsys):
+    from reproduction.driver import main
+
+    assert main(["--scale", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no config") and "Traceback" not in err
+
+
+def test_one_driver_per_cache(tmp_path):
+    from reproduction.driver import UsageError, lock_cache
+
+    held = lock_cache(tmp_path)
+    with pytest.raises(UsageError, match="another driver is running"):
+        lock_cache(tmp_path)
+    held.close()  # the kernel releases it however the holder ends (SIGKILL included)
+    lock_cache(tmp_path).close()

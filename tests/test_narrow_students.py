@@ -480,3 +480,25 @@ def test_equal_widths_need_no_projection(tmp_path):
     ref = sum(nn.CosineEmbeddingLoss()(s[i + 1][rows], t[j + 1][rows], ones) for i, j in enumerate([1, 3])) / 2
     assert abs(parts.extra["loss_hidden"].item() - ref.item()) <= 1e-5
     assert parts.extra["loss_attn"] > 0
+
+
+def test_xlm_roberta_narrow_student_fused_and_full_logits_agree(tmp_path):
+    """The hooks and projections work on XLM-R too; the fused head and full logits give the same terms."""
+    teacher = wide_teacher(tiny_xlmr)
+    student = create_student(teacher, num_layers=2, hidden_size=32, num_attention_heads=4)
+    batch = premasked_batch(seed=7)
+    batch["input_ids"][batch["attention_mask"] == 0] = 1  # XLM-R pads with id 1
+    results = {}
+    for chunk in (0, 5):
+        args = make_args(tmp_path / str(chunk), distill_chunk_size=chunk, alpha_hidden=1.0, alpha_attn=1.0,
+                         alpha_rel=1.0, relation_heads=8)  # fmt: skip
+        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
+        student.train()
+        loss, parts = trainer.compute_loss(student, dict(batch), return_outputs=True)
+        loss.backward()
+        grad = getattr(student, PROJECTIONS_ATTRIBUTE)["layer_1"].weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+        student.zero_grad()
+        results[chunk] = (loss.item(), {k: v.item() for k, v in parts.extra.items()})
+    assert results[0][0] == pytest.approx(results[5][0], abs=1e-5)
+    assert results[0][1] == pytest.approx(results[5][1], abs=1e-6)

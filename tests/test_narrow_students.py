@@ -502,3 +502,20 @@ def test_xlm_roberta_narrow_student_fused_and_full_logits_agree(tmp_path):
         results[chunk] = (loss.item(), {k: v.item() for k, v in parts.extra.items()})
     assert results[0][0] == pytest.approx(results[5][0], abs=1e-5)
     assert results[0][1] == pytest.approx(results[5][1], abs=1e-6)
+
+
+def test_push_to_hub_sends_the_student_without_projections(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    seen = {}
+
+    def fake_push(self, *args, **kwargs):  # the Trainer's push saves the model as a checkpoint, then uploads
+        seen["has_projections"] = hasattr(self.model, PROJECTIONS_ATTRIBUTE)
+
+    monkeypatch.setattr(Trainer, "push_to_hub", fake_push)
+    teacher = wide_teacher()
+    student = create_student(teacher, num_layers=2, hidden_size=32)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=make_args(tmp_path, alpha_hidden=1.0))
+    trainer.push_to_hub()
+    assert seen == {"has_projections": False}
+    assert hasattr(student, PROJECTIONS_ATTRIBUTE), "put back afterwards"

@@ -484,6 +484,45 @@ def test_equal_widths_need_no_projection(tmp_path):
     assert parts.extra["loss_attn"] > 0
 
 
+def test_xlm_roberta_narrow_student_fused_and_full_logits_agree(tmp_path):
+    """The hooks and projections work on XLM-R too; the fused head and full logits give the same terms."""
+    teacher = wide_teacher(tiny_xlmr)
+    student = create_student(teacher, num_layers=2, hidden_size=32, num_attention_heads=4)
+    batch = premasked_batch(seed=7)
+    batch["input_ids"][batch["attention_mask"] == 0] = 1  # XLM-R pads with id 1
+    results = {}
+    for chunk in (0, 5):
+        args = make_args(tmp_path / str(chunk), distill_chunk_size=chunk, alpha_hidden=1.0, alpha_attn=1.0,
+                         alpha_rel=1.0, relation_heads=8)  # fmt: skip
+        trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args)
+        student.train()
+        loss, parts = trainer.compute_loss(student, dict(batch), return_outputs=True)
+        loss.backward()
+        grad = getattr(student, PROJECTIONS_ATTRIBUTE)["layer_1"].weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+        student.zero_grad()
+        results[chunk] = (loss.item(), {k: v.item() for k, v in parts.extra.items()})
+    assert results[0][0] == pytest.approx(results[5][0], abs=1e-5)
+    assert results[0][1] == pytest.approx(results[5][1], abs=1e-6)
+
+
+def test_push_to_hub_sends_the_student_without_projections(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    seen = {}
+
+    def fake_push(self, *args, **kwargs):  # the Trainer's push saves the model as a checkpoint, then uploads
+        seen["has_projections"] = hasattr(self.model, PROJECTIONS_ATTRIBUTE)
+
+    monkeypatch.setattr(Trainer, "push_to_hub", fake_push)
+    teacher = wide_teacher()
+    student = create_student(teacher, num_layers=2, hidden_size=32)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=make_args(tmp_path, alpha_hidden=1.0))
+    trainer.push_to_hub()
+    assert seen == {"has_projections": False}
+    assert hasattr(student, PROJECTIONS_ATTRIBUTE), "put back afterwards"
+
+
 # ------------------------------------------------------------------------------------------------ card, start-up
 def test_card_shows_initialisation_and_the_optional_terms_only_when_weighted(tmp_path):
     from huggingface_hub import ModelCard

@@ -22,6 +22,10 @@ Two ways to get the vocabulary-sized terms (``L_ce`` and ``L_mlm``):
   full ``N × V`` logits, softmax or gradient tensor: the gradient of each chunk is computed in the
   forward pass (the same trick as fused linear cross-entropy kernels), so the peak working memory is
   ``O(chunk × V)`` instead of several ``N × V`` copies.
+
+The optional layer-to-layer and attention terms (off by default; :mod:`hf_eliquare.objectives` wires them
+into the trainer) are at the end: :func:`hidden_state_loss` (TinyBERT / PKD), :func:`attention_kl_loss`
+(MiniLM's KL) and :func:`minilm_relation_loss` (MiniLMv2), all built on :func:`relation_kl_loss`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 DistilBERT (and Eliquare) take the teacher's architecture, keep half of its layers and initialise
 student layer ``n`` (1-based) from teacher layer ``2n − 1``; the embeddings and the whole MLM head
 are copied. The layer map is recorded in ``config.eliquare`` so that cards and users can see it.
+
+A narrower student (``hidden_size``, ``num_attention_heads``, ``intermediate_size``) is initialised by
+*weight selection* (Xu et al. 2023): the same tensors, restricted to a consistent, evenly spaced subset of
+the teacher's dimensions; ``config.eliquare["distillation_init"]`` records which initialisation was used.
 """
 
 from __future__ import annotations

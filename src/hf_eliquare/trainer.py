@@ -401,6 +401,12 @@ class DistillationTrainer(Trainer):
         with projections_detached(self.accelerator.unwrap_model(self.model)):
             return super().save_model(output_dir, _internal_call)
 
+    def push_to_hub(self, *args, **kwargs):
+        """The Hub gets the plain student, without the learned projections (the Trainer saves it as a checkpoint
+        first, which would keep them)."""
+        with projections_detached(self.accelerator.unwrap_model(self.model)):
+            return super().push_to_hub(*args, **kwargs)
+
     # ------------------------------------------------------------------ evaluation
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Loss only: full-vocabulary logits of a validation set are never gathered."""

@@ -56,8 +56,14 @@ FP32_FILE = "model.onnx"
 INT8_FILE = "model_quantized.onnx"
 #: What the export measured (:class:`~hf_eliquare.runs.OnnxExportReport`, read by the model card).
 REPORT_FILE = OnnxExportReport.FILE_NAME
-#: Files of ``onnx/`` that a push publishes (the ``*_data`` files only exist for models over 2 GB).
-ONNX_FILES = (FP32_FILE, FP32_FILE + "_data", INT8_FILE, INT8_FILE + "_data", REPORT_FILE)
+#: Files of ``onnx/`` that a push publishes (external weights, ``.data`` / ``_data``, only for models over 2 GB).
+ONNX_FILES = (
+    FP32_FILE,
+    *(FP32_FILE + suffix for suffix in (".data", "_data")),
+    INT8_FILE,
+    *(INT8_FILE + suffix for suffix in (".data", "_data")),
+    REPORT_FILE,
+)
 #: Modules of the ``onnx`` extra.
 ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
 INSTALL_HINT = "pip install 'hf_eliquare[onnx]'"
@@ -254,7 +260,7 @@ def export_fp32(model, tokenizer, path: str | os.PathLike, opset: int = DEFAULT_
     """Export ``model`` to ``path`` with ``torch.onnx.export(dynamo=True)``; return the input names.
 
     Axes 0 and 1 of every input (and of ``logits``) are dynamic, named ``batch_size`` and ``sequence_length`` as in
-    Optimum's exports. Models over ~2 GB keep their weights in ``<path>_data`` (ONNX external data).
+    Optimum's exports. Models over ~2 GB keep their weights in ``<path>.data`` (ONNX external data).
     """
     import torch
 
@@ -300,8 +306,9 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, pe
     activations quantized per call from their own range, so no calibration data is needed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    external = Path(str(fp32_path) + "_data").exists()
-    logging.getLogger().disabled, previous = True, logging.getLogger().disabled  # ORT's "consider pre-processing"
+    external = any(Path(str(fp32_path) + suffix).exists() for suffix in (".data", "_data"))
+    root = logging.getLogger()  # ORT logs "Please consider to run pre-processing" on the root logger
+    previous, root.disabled = root.disabled, True
     try:
         quantize_dynamic(
             str(fp32_path),
@@ -311,7 +318,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, pe
             use_external_data_format=external,
         )
     finally:
-        logging.getLogger().disabled = previous
+        root.disabled = previous
 
 
 def ort_session(path: str | os.PathLike, threads: int | None = None, spinning: bool | None = None):

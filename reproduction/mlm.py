@@ -35,8 +35,8 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
-from hf_eliquare import DataCollatorForDistillation, mlm_token_probs, token_counts
-from hf_eliquare.data import tokenize_sentences
+from hf_eliquare.data import token_counts, tokenize_sentences
+from hf_eliquare.masking import DataCollatorForDistillation, mlm_token_probs
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 ELAPSED_FILE = "repro_elapsed.json"

@@ -157,8 +157,8 @@ def run_scratch_cell(cell: Cell, study: Study) -> dict:
 def export_wikipedia_text(art: Path, lang: str, seed: int) -> tuple[str, str]:
     """The distillation's corpus for ``--lang`` (Wikipedia, sentence-split, the same seeded 90:10 split) as
     two text files, for the MLM-only baseline (gpu scale)."""
-    from hf_eliquare import get_language
     from hf_eliquare.data import load_sentence_splits
+    from hf_eliquare.languages import get_language
 
     splits = load_sentence_splits(wikipedia_config=get_language(lang).wikipedia_config, seed=seed)
     paths = []

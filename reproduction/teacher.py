@@ -37,7 +37,7 @@ def prepare_text_and_vocab(cell: Cell, study: Study) -> dict:
         return json.loads(prep_file.read_text())
     from transformers import AutoTokenizer
 
-    from hf_eliquare import count_sentence_occurrences, reduce_tokenizer, select_vocabulary
+    from hf_eliquare.vocab import count_sentence_occurrences, reduce_tokenizer, select_vocabulary
 
     root = shared_data_root(study.config, study.repo_root)
     corpus = build_corpora(

@@ -339,6 +339,7 @@ class StudentCardInfo:
     global_steps: int | None = None
     per_device_train_batch_size: int | None = None
     gradient_accumulation_steps: int | None = None
+    global_batch_size: int | None = None
     learning_rate: float | None = None
     num_processes: int | None = None
     precision: str | None = None
@@ -599,8 +600,9 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
     if None in (per_device, accumulation, processes):
         effective_batch = f"{_show(per_device)} per device, gradient accumulation {_show(accumulation)}, {_show(processes)} processes"
     else:
+        global_batch = info.global_batch_size or per_device * accumulation * processes
         effective_batch = (
-            f"{per_device * accumulation * processes:,} sequences per step ({per_device} per device × "
+            f"global batch {global_batch:,} sequences per optimizer step ({per_device} per device × "
             f"{accumulation} accumulation × {processes} process{'es' if processes != 1 else ''})"
         )
     ce_positions = {True: "masked positions only", False: "every non-padding position"}.get(

@@ -38,9 +38,9 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from ._io import commit_dir, temp_dir_beside
-from .errors import ConfigurationError, DataError, OutputDirError
+from .errors import ConfigurationError, DataError, OfflineError, OutputDirError
 from .metrics import MAIN_METRIC, compute_task_metrics
-from .tasks import PAPER_TASKS, TASKS, Task, get_task, shared_data_dir
+from .tasks import PAPER_TASKS, PROVENANCE_CODES, TASKS, Task, data_provenance, get_task, shared_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,13 @@ class FinetuneModelArguments:
 @dataclass
 class FinetuneDataArguments:
     task: str | None = field(default=None, metadata={"help": f"Registered task: {', '.join(sorted(TASKS))}."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Offline copy of the task data (the folder holding ud/, ner/, cls/). Default: "
+            "$ELIQUARE_SHARED_DATA, else ../shared/data beside the working directory."
+        },
+    )
     task_type: str | None = field(default=None, metadata={"help": "ner | pos | classification (given by --task)."})
     train_file: str | None = field(default=None, metadata={"help": "Overrides the task's train file."})
     validation_file: str | None = field(default=None, metadata={"help": "Overrides the task's validation file."})
@@ -102,8 +109,10 @@ class FinetuneTrainingArguments(TrainingArguments):
     """TrainingArguments with the paper's fine-tuning protocol as defaults.
 
     10 epochs, lr 5e-5, weight decay 0.01, 500 warm-up steps, evaluation and checkpoint every epoch and
-    the best validation checkpoint (on the task's main metric) at the end. On small data 500 warm-up
-    steps would exceed the run, so they are capped to ``warmup_max_fraction`` (10 %) of the total steps.
+    the best validation checkpoint (on the task's main metric) at the end. The 500 warm-up steps are used as
+    written, even where they are a large share of (or longer than) a small dataset's run. Capping them to a
+    fraction of the run is an opt-in deviation (``--warmup_max_fraction 0.1``), recorded in ``all_results.json``
+    under ``protocol_deviations``.
     """
 
     num_train_epochs: float = field(default=10.0)
@@ -118,13 +127,20 @@ class FinetuneTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(default=True)
     metric_for_best_model: str | None = field(
         default="main",
-        metadata={"help": "'main' (default) = the task's main metric (NER f1, POS/classification accuracy)."},
+        metadata={
+            "help": "'main' (default) = the task's main metric (NER f1, POS accuracy = micro-F1, classification "
+            "macro-F1, Dutch DBRD accuracy)."
+        },
     )
     save_total_limit: int | None = field(default=1)
     save_only_model: bool = field(default=True)
     report_to: None | str | list[str] = field(default="none")
-    warmup_max_fraction: float = field(
-        default=0.1, metadata={"help": "Cap warm-up steps to this fraction of all optimisation steps."}
+    warmup_max_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "Opt-in deviation from the paper: cap the warm-up steps to this fraction of all optimisation "
+            "steps (e.g. 0.1). Default: none, the paper's 500 steps as written."
+        },
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an existing output directory (default: refuse)."}
@@ -658,11 +674,11 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
     text_column = data_args.text_column or (task.text_column if task else None)
     label_column = data_args.label_column or (task.label_column if task else None)
     source: dict = {}
-    local = task.local_paths() if task and not data_args.dataset_name else {}
+    local = task.local_paths(data_args.data_dir) if task and not data_args.dataset_name else {}
     if task and local and not explicit and len(local) < len(task.local_files):
         missing = sorted(set(task.local_files) - set(local))
         raise DataError(
-            f"Task {task.name}: local files for {missing} are missing under {shared_data_dir()}; "
+            f"Task {task.name}: local files for {missing} are missing under {shared_data_dir(data_args.data_dir)}; "
             "pass them with --train_file/--validation_file/--test_file."
         )
     if explicit or local:
@@ -671,7 +687,7 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
             s: read_split_file(p, task_type, data_args.data_format, text_column, label_column)
             for s, p in files.items()
         }
-        source = {"files": files}
+        source = {"files": files, "explicit_splits": sorted(explicit)}
     else:
         name = data_args.dataset_name or (task.hub_dataset if task else None)
         if not name:
@@ -682,14 +698,23 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
             )
         config = data_args.dataset_config_name or (task.hub_config if task and not data_args.dataset_name else None)
         revision = task.hub_revision if task and not data_args.dataset_name else None
-        raw = load_hub_splits(
-            name,
-            config,
-            task_type,
-            data_args.text_column or (task.hub_text_column if task else None),
-            data_args.label_column or (task.hub_label_column if task else None),
-            revision,
-        )
+        try:
+            raw = load_hub_splits(
+                name,
+                config,
+                task_type,
+                data_args.text_column or (task.hub_text_column if task else None),
+                data_args.label_column or (task.hub_label_column if task else None),
+                revision,
+            )
+        except OfflineError as err:
+            if not (task and task.local_files):
+                raise
+            raise OfflineError(
+                f"{err} Task {task.name} also has an offline copy, looked for under "
+                f"{shared_data_dir(data_args.data_dir)} (files {sorted(task.local_files.values())}); point "
+                "--data_dir or $ELIQUARE_SHARED_DATA at the folder that holds them."
+            ) from None
         source = {"dataset_name": name, "dataset_config_name": config}
     return task_type, task, raw, source
 
@@ -698,11 +723,10 @@ def _cap(examples: list[dict], n: int | None) -> list[dict]:
     return examples if n is None else examples[:n]
 
 
-def capped_warmup_steps(warmup_steps: float, total_steps: int, max_fraction: float) -> float:
-    """The paper's 500 warm-up steps, capped to ``max_fraction`` of ``total_steps`` on small data.
-
-    A value below 1 is already a ratio (transformers' convention) and is kept as it is."""
-    if warmup_steps < 1:
+def capped_warmup_steps(warmup_steps: float, total_steps: int, max_fraction: float | None) -> float:
+    """Warm-up steps as given (the paper's 500), or capped to ``max_fraction`` of ``total_steps`` when that
+    opt-in deviation is asked for. A value below 1 is already a ratio (transformers' convention), kept as is."""
+    if warmup_steps < 1 or max_fraction is None:
         return warmup_steps
     cap = int(max_fraction * total_steps)
     return float(min(int(warmup_steps), cap))
@@ -826,8 +850,10 @@ def run_finetune(
 
         return compute
 
-    # The paper's protocol; warm-up capped on small data, best checkpoint on the task's main metric.
+    # The paper's protocol: 500 warm-up steps as written (a cap is an opt-in, recorded deviation), best
+    # checkpoint on the task's main metric.
     args = training_args
+    args_warmup_requested = args.warmup_steps
     world = max(1, args.world_size)
     steps_per_epoch = math.ceil(len(feats["train"]) / (args.per_device_train_batch_size * world))
     steps_per_epoch = max(1, steps_per_epoch // max(1, args.gradient_accumulation_steps))
@@ -835,15 +861,24 @@ def run_finetune(
         args.max_steps if args.max_steps and args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
     )
     warmup = capped_warmup_steps(args.warmup_steps, total_steps, args.warmup_max_fraction)
+    deviations = []
     if warmup != args.warmup_steps:
-        logger.info(
-            "Warm-up: %g steps requested, capped to %g (%.0f %% of %d total steps).",
-            args.warmup_steps,
+        deviations.append(
+            f"warm-up capped from {args.warmup_steps:g} to {warmup:g} steps "
+            f"(--warmup_max_fraction {args.warmup_max_fraction:g} of {total_steps} steps)"
+        )
+        logger.info("Deviation from the paper: %s.", deviations[-1])
+    elif warmup >= 1 and warmup >= total_steps:
+        logger.warning(
+            "Warm-up (%g steps, as the paper) is not shorter than the whole run (%d steps): the learning rate never "
+            "reaches its peak. --warmup_max_fraction 0.1 caps it (a recorded deviation).",
             warmup,
-            100 * args.warmup_max_fraction,
             total_steps,
         )
-    main_metric = MAIN_METRIC[task_type]
+    if n_truncated:
+        deviations.append(f"{n_truncated} texts truncated to --max_seq_length {data_args.max_seq_length} sub-tokens")
+    provenance = data_provenance(task, source, split_info["strategy"])
+    main_metric = task.main_metric if task else MAIN_METRIC[task_type]
     output_dir = args.output_dir
     tmp_dir = _prepare_output_dir(output_dir, args.overwrite_output_dir)
     try:
@@ -896,6 +931,9 @@ def run_finetune(
             "learning_rate": args.learning_rate,
             "weight_decay": args.weight_decay,
             "warmup_steps": warmup,
+            "warmup_steps_requested": args_warmup_requested,
+            "warmup_max_fraction": args.warmup_max_fraction,
+            "protocol_deviations": deviations,
             "total_steps": total_steps,
             "max_seq_length": data_args.max_seq_length,
             "label_all_tokens": data_args.label_all_tokens,
@@ -905,6 +943,7 @@ def run_finetune(
             "truncated_texts": n_truncated,
             "splits": split_info,
             "data_source": source,
+            "data_provenance": provenance,
             "best_checkpoint_metric": f"eval_{args.metric_for_best_model.removeprefix('eval_')}",
         }
         if data_args.write_predictions:
@@ -969,31 +1008,78 @@ def _task_columns(tasks: Iterable[str]) -> list[str]:
 
 
 def aggregate_results(results: list[dict]) -> dict:
-    """``{"models": [...], "tasks": [...], "cells": {model: {task: {"mean", "std", "n", "metric", "seeds"}}}}``.
+    """``{"models": [...], "tasks": [...], "cells": {model: {task: {"mean", "std", "n", "metric", "seeds",
+    "provenance", "differs_from_paper", "data"}}}}``.
 
     Scores are the test value of each task's main metric, in percent; ``std`` is the sample standard
-    deviation over seeds (0 for a single seed)."""
+    deviation over seeds (0 for a single seed). ``provenance`` is the code(s) of :data:`tasks.PROVENANCE_CODES`
+    of the cell's runs (``?`` for results written before provenance was recorded)."""
     cells: dict[str, dict[str, dict]] = {}
     models: list[str] = []
     for r in results:
         if r["model"] not in models:
             models.append(r["model"])
         cell = cells.setdefault(r["model"], {}).setdefault(
-            r["task"], {"scores": [], "seeds": [], "metric": r["main_metric"]}
+            r["task"], {"scores": [], "seeds": [], "metric": r["main_metric"], "codes": [], "data": []}
         )
         cell["scores"].append(100 * r["test_metrics"][r["main_metric"]])
         cell["seeds"].append(r["seed"])
+        provenance = r.get("data_provenance") or {"code": "?", "differs_from_paper": True, "description": "?"}
+        for key, value in (("codes", provenance["code"]), ("data", provenance["description"])):
+            if value not in cell[key]:
+                cell[key].append(value)
+        cell["differs_from_paper"] = cell.get("differs_from_paper", False) or bool(provenance["differs_from_paper"])
     for per_task in cells.values():
         for cell in per_task.values():
             s = cell.pop("scores")
             cell.update(mean=statistics.fmean(s), std=statistics.stdev(s) if len(s) > 1 else 0.0, n=len(s))
+            cell["provenance"] = "/".join(cell.pop("codes"))
     tasks = _task_columns({t for per_task in cells.values() for t in per_task})
     return {"models": models, "tasks": tasks, "cells": cells}
 
 
-def format_table4(agg: dict) -> str:
+def wilcoxon_vs_teacher(agg: dict, teacher: str) -> dict[str, dict]:
+    """The paper's significance test: Wilcoxon signed-rank, left-tailed (H1: the model scores *lower* than the
+    teacher), paired over the table cells (tasks) both have, on the cells' mean scores.
+
+    Returns ``{model: {"n", "statistic", "p_value", "tasks"}}`` for every model but the teacher; ``statistic``
+    is scipy's (the sum of the ranks of the positive differences model − teacher). Ties (zero differences) are
+    dropped (``zero_method="wilcox"``); with fewer than 1 non-zero difference there is no test (``p_value`` None).
+    """
+    from scipy.stats import wilcoxon
+
+    if teacher not in agg["cells"]:
+        raise ConfigurationError(
+            f"--teacher {teacher!r} is not a row of the table (rows: {', '.join(agg['models'])})."
+        )
+    out = {}
+    for model in agg["models"]:
+        if model == teacher:
+            continue
+        tasks = [t for t in agg["tasks"] if t in agg["cells"][model] and t in agg["cells"][teacher]]
+        ours = [agg["cells"][model][t]["mean"] for t in tasks]
+        theirs = [agg["cells"][teacher][t]["mean"] for t in tasks]
+        nonzero = sum(a != b for a, b in zip(ours, theirs))
+        if nonzero == 0:
+            out[model] = {"n": len(tasks), "statistic": None, "p_value": None, "tasks": tasks}
+            continue
+        result = wilcoxon(ours, theirs, alternative="less", zero_method="wilcox")
+        out[model] = {
+            "n": len(tasks),
+            "statistic": float(result.statistic),
+            "p_value": float(result.pvalue),
+            "tasks": tasks,
+        }
+    return out
+
+
+def format_table4(agg: dict, significance: dict[str, dict] | None = None, teacher: str | None = None) -> str:
     """Markdown table in the paper's Table 4 layout: rows models, columns ``lang task`` (task 1 / task 2 per
-    language), cells ``mean ± std`` over seeds (``n`` seeds noted in the header line under the table)."""
+    language), cells ``mean ± std`` over seeds (``n`` seeds noted in the header line under the table).
+
+    Every cell carries its data provenance code (``L``, ``H``, ``S``, ``F``, ``+R``; legend under the table)
+    and ``†`` when its data or split differs from the paper's. ``significance`` (from
+    :func:`wilcoxon_vs_teacher`) adds the test's lines."""
     tasks = agg["tasks"]
 
     def title(t):
@@ -1007,13 +1093,41 @@ def format_table4(agg: dict) -> str:
         vals = []
         for t in tasks:
             c = agg["cells"][m].get(t)
-            vals.append(
-                "–" if c is None else f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}"
-            )
+            if c is None:
+                vals.append("–")
+                continue
+            score = f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}"
+            mark = c.get("provenance", "?") + ("†" if c.get("differs_from_paper", True) else "")
+            vals.append(f"{score} {mark}")
         lines.append(f"| {m} | " + " | ".join(vals) + " |\n")
-    metrics = ", ".join(f"{title(t)}: {MAIN_METRIC[TASKS[t].task_type] if t in TASKS else '?'}" for t in tasks)
+    metrics = ", ".join(f"{title(t)}: {TASKS[t].main_metric if t in TASKS else '?'}" for t in tasks)
     seeds = sorted({c["n"] for per in agg["cells"].values() for c in per.values()})
     note = f"\nTest scores in %, mean ± std over {'/'.join(map(str, seeds))} seed(s). Metrics: {metrics}.\n"
+    cells = [c for per in agg["cells"].values() for c in per.values()]
+    used = {part.split("+")[0] for c in cells for part in c.get("provenance", "?").split("/")}
+    legend = [f"{code} = {PROVENANCE_CODES[code]}" for code in PROVENANCE_CODES if code in used]
+    if any("+R" in c.get("provenance", "") for c in cells):
+        legend.append(f"+R = {PROVENANCE_CODES['R']}")
+    note += "Data: " + "; ".join(legend) + ". † = data or split differs from the paper's.\n"
+    sources = []
+    for t in tasks:
+        data = sorted({d for m in agg["models"] for d in agg["cells"][m].get(t, {}).get("data", [])})
+        if data:
+            sources.append(f"{title(t)}: {' / '.join(data)}")
+    if sources:
+        note += "Sources: " + "; ".join(sources) + ".\n"
+    if significance:
+        parts = []
+        for model, test in significance.items():
+            if test["p_value"] is None:
+                parts.append(f"{model}: no test ({test['n']} cells, no difference)")
+            else:
+                parts.append(f"{model}: W+ = {test['statistic']:g}, p = {test['p_value']:.4f} over {test['n']} cells")
+        note += (
+            f"Wilcoxon signed-rank test, left-tailed (H1: lower than {teacher}), paired over cells: "
+            + "; ".join(parts)
+            + ".\n"
+        )
     return header + "".join(lines) + note
 
 
@@ -1032,6 +1146,13 @@ class EvalTableArguments:
         default_factory=list, metadata={"help": "Also (or only) read these all_results.json files / directories."}
     )
     rerun: bool = field(default=False, metadata={"help": "Re-run cells whose all_results.json already exists."})
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "Row (model label) of the teacher for the Wilcoxon signed-rank test (left-tailed, every other "
+            "row vs it, over cells). Default: the first model; 'none' to skip the test."
+        },
+    )
 
 
 def _model_spec(spec: str) -> tuple[str, str]:
@@ -1089,7 +1210,9 @@ def run_eval_table(
     if not results:
         raise DataError(f"No run finished; failures: {failures}")
     agg = aggregate_results(results)
-    table = format_table4(agg)
+    teacher = table_args.teacher or (agg["models"][0] if len(agg["models"]) > 1 else "none")
+    significance = None if teacher == "none" else wilcoxon_vs_teacher(agg, teacher)
+    table = format_table4(agg, significance, teacher)
     if failures:
         table += (
             "\nFailed: "
@@ -1102,6 +1225,11 @@ def run_eval_table(
         json.dump(
             {
                 **agg,
+                "significance": {
+                    "test": "wilcoxon signed-rank, left-tailed",
+                    "teacher": teacher,
+                    "by_model": significance,
+                },
                 "failures": failures,
                 "runs": [
                     {k: r[k] for k in ("model", "task", "seed", "main_metric", "test_metrics", "validation_metrics")}
@@ -1113,4 +1241,4 @@ def run_eval_table(
             ensure_ascii=False,
         )
     print(table)
-    return {**agg, "failures": failures, "table": table}
+    return {**agg, "significance": significance, "failures": failures, "table": table}

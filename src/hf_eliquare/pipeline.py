@@ -26,12 +26,14 @@ from .hub import resolve_pretrained
 from .languages import LANGUAGES, Language, get_language
 from .masking import DataCollatorForDistillation, mlm_token_probs
 from .student import (
+    add_pooler_to_saved_model,
     check_supported,
     create_student,
     default_teacher_layers,
     freeze_position_embeddings,
     is_roberta_like,
     load_masked_lm,
+    read_pooler_weights,
     validate_teacher_layers,
 )
 from .trainer import DistillationTrainer
@@ -258,6 +260,8 @@ def run_distillation(
     check_max_seq_length(teacher, tokenizer, data_args.max_seq_length)
     check_student_layers(teacher, model_args)  # before any corpus work: a typo should cost seconds
     teacher_parameters = teacher.num_parameters()
+    # *ForMaskedLM has no pooler; the checkpoint's trained one is carried into the saved student.
+    teacher_pooler = read_pooler_weights(resolve_pretrained(model_args.teacher_model_name_or_path, "teacher model"))
 
     wikipedia_config = data_args.wikipedia_config
     if not data_args.train_file and wikipedia_config is None:
@@ -371,6 +375,9 @@ def run_distillation(
             "global_steps": trainer.state.global_step,
             "per_device_train_batch_size": training_args.per_device_train_batch_size,
             "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "global_batch_size": training_args.global_batch_size,
+            "train_sampling_strategy": training_args.train_sampling_strategy,
+            "pooler_from_teacher": bool(teacher_pooler),
             "learning_rate": training_args.learning_rate,
             "num_processes": training_args.world_size,
             "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
@@ -385,8 +392,11 @@ def run_distillation(
         }
         out_dir = training_args.output_dir
         # Into a temporary directory first; moved beside the checkpoints with weights and config last.
+        if teacher_pooler:
+            best_student.config.eliquare = {**best_student.config.eliquare, "pooler": "copied from the teacher"}
         with atomic_output_dir(out_dir, keep_existing=True) as tmp_dir:
             best_student.save_pretrained(tmp_dir)
+            add_pooler_to_saved_model(tmp_dir, teacher_pooler)
             final_tokenizer.save_pretrained(tmp_dir)
             with open(os.path.join(tmp_dir, "eliquare_run.json"), "w") as handle:
                 json.dump(summary, handle, indent=2, default=str)

@@ -8,6 +8,8 @@ are copied. The layer map is recorded in ``config.eliquare`` so that cards and u
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +104,73 @@ def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
         return head.layer_norm(nn.functional.gelu(head.dense(hidden)))
 
     return MaskedLMHead("lm_head", transform, head.decoder)
+
+
+#: Weights of the teacher's pooler (``tanh(dense(h_[CLS]))``) as a BERT checkpoint stores them.
+_POOLER_SUFFIXES = ("pooler.dense.weight", "pooler.dense.bias")
+
+
+def read_pooler_weights(name_or_path: str) -> dict[str, torch.Tensor]:
+    """The pooler of a teacher checkpoint, read from its safetensors files; ``{}`` when it has none.
+
+    ``BertForMaskedLM`` has no pooler, so loading mBERT into it drops the checkpoint's trained pooler (and
+    a classifier fine-tuned from the student would start with a random one, where the teacher's starts with
+    the trained one). The checkpoint files still hold it: only the pooler's tensors are read, by name, from the
+    shard(s) that contain them. Keys are returned as the base model stores them (e.g. ``bert.pooler.dense.weight``).
+    ``name_or_path`` is a local directory or a cached Hub id; a checkpoint in ``.bin`` format is not read.
+    """
+    from safetensors import safe_open
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
+
+    def local(filename: str) -> str | None:
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, filename)
+            return path if os.path.isfile(path) else None
+        try:
+            return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            return None
+
+    index = local(SAFE_WEIGHTS_INDEX_NAME)
+    if index is not None:
+        with open(index, encoding="utf-8") as handle:
+            weight_map = json.load(handle)["weight_map"]
+        by_file: dict[str, list[str]] = {}
+        for key, shard in weight_map.items():
+            if key.endswith(_POOLER_SUFFIXES):
+                by_file.setdefault(shard, []).append(key)
+        files = {local(shard): keys for shard, keys in by_file.items()}
+    else:
+        files = {local(SAFE_WEIGHTS_NAME): None}
+    pooler = {}
+    for path, keys in files.items():
+        if path is None:
+            continue
+        with safe_open(path, framework="pt") as handle:
+            for key in keys if keys is not None else handle.keys():
+                if key.endswith(_POOLER_SUFFIXES):
+                    pooler[key] = handle.get_tensor(key)
+    return pooler if len(pooler) == len(_POOLER_SUFFIXES) else {}
+
+
+def add_pooler_to_saved_model(directory: str | os.PathLike, pooler: dict[str, torch.Tensor]) -> None:
+    """Write ``pooler`` into the ``model.safetensors`` of a saved ``*ForMaskedLM`` so that
+    ``AutoModelForSequenceClassification.from_pretrained(directory)`` starts from it (``*ForMaskedLM`` ignores
+    it when loading). Keys are renamed to the saved model's base-model prefix (``bert.``, ``roberta.``)."""
+    from safetensors.torch import load_file, save_file
+    from transformers.utils import SAFE_WEIGHTS_NAME
+
+    if not pooler:
+        return
+    path = os.path.join(directory, SAFE_WEIGHTS_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: the student is expected as one safetensors file")
+    state = load_file(path)
+    prefix = next(key.split(".", 1)[0] for key in state if ".embeddings." in key)  # "bert" / "roberta"
+    for key, value in pooler.items():
+        suffix = next(s for s in _POOLER_SUFFIXES if key.endswith(s))
+        state[f"{prefix}.{suffix}"] = value.contiguous()
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:

@@ -15,6 +15,7 @@ from .config import DistillationTrainingArguments
 from .errors import ConfigurationError, TrainingDivergedError
 from .hub import resolve_pretrained
 from .losses import DistillationLossOutput, cosine_loss, distillation_loss, fused_head_distillation_loss
+from .sampling import LengthGroupedBatchSampler
 from .student import check_finite_weights, check_supported, load_masked_lm, mlm_head
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,17 @@ class DistillationTrainer(Trainer):
             self.add_callback(_CollatorEpochCallback(data_collator))
 
     # ------------------------------------------------------------------ batching and normalisers
+    def _get_train_sampler(self, train_dataset=None):
+        """``group_by_length`` (the default): :class:`LengthGroupedBatchSampler` over the dataset's ``length``
+        column, seeded with ``(data_seed or seed, epoch)``; its order does not depend on the number of processes
+        or on gradient accumulation. Other strategies, or a dataset without lengths, go to the Trainer."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        column = self.args.length_column_name
+        if self.args.train_sampling_strategy == "group_by_length" and column in getattr(dataset, "column_names", ()):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedBatchSampler(dataset[column], self.args.per_device_train_batch_size, seed=seed)
+        return super()._get_train_sampler(train_dataset)
+
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """Also count the tokens and masked tokens of the whole accumulated (and global) batch."""
         batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)

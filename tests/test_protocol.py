@@ -206,7 +206,8 @@ def test_length_grouped_order_is_seeded_grouped_and_independent_of_the_layout():
 
 def test_teachers_pooler_is_carried_into_the_saved_student(tmp_path):
     """A BERT checkpoint with a trained pooler (as mBERT's): the saved student holds it, so a classifier
-    fine-tuned from the student starts with the teacher's pooler instead of a random one."""
+    fine-tuned from the student starts with the teacher's pooler instead of a random one. The same run
+    reduces the vocabulary to the paper's size by count (``--max_vocab_size``) after distillation."""
     from _reliability import write_corpus
     from conftest import DEMO_DIR
     from test_run_distill import base_argv, load_script
@@ -231,10 +232,14 @@ def test_teachers_pooler_is_carried_into_the_saved_student(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", 60)
     out = tmp_path / "student"
     load_script().main(base_argv(teacher_dir, corpus, out, "--num_train_epochs", "1", "--save_strategy", "no",
-                                 "--eval_strategy", "no", "--load_best_model_at_end", "false"))  # fmt: skip
+                                 "--eval_strategy", "no", "--load_best_model_at_end", "false",
+                                 "--vocab_reduction", "post", "--max_vocab_size", "300"))  # fmt: skip
 
     classifier = AutoModelForSequenceClassification.from_pretrained(out, num_labels=3)
     assert torch.equal(classifier.bert.pooler.dense.weight, teacher.bert.pooler.dense.weight)
     assert torch.equal(classifier.bert.pooler.dense.bias, teacher.bert.pooler.dense.bias)
     assert json.loads((out / "eliquare_run.json").read_text())["pooler_from_teacher"] is True
-    assert json.loads((out / "config.json").read_text())["eliquare"]["pooler"] == "copied from the teacher"
+    info = json.loads((out / "config.json").read_text())["eliquare"]
+    assert info["pooler"] == "copied from the teacher"
+    assert info["vocab_reduction"]["kept_vocab_size"] == 300 == classifier.config.vocab_size
+    assert info["vocab_reduction"]["max_vocab_size"] == 300

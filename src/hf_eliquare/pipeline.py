@@ -96,6 +96,14 @@ class DataArguments:
         default=0.0005,
         metadata={"help": "VocabReduce: keep sub-words present in at least this share of training sentences."},
     )
+    max_vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "VocabReduce: instead of --min_sentence_fraction, keep the N most frequent sub-words (special "
+            "tokens included). Read literally, 0.05%% of the sentences keeps ~3.3k mBERT tokens for sl; the paper's "
+            "66 M-parameter student needs ~29k (see docs/vocab.md)."
+        },
+    )
     hub_dry_run: str | None = field(
         default=None,
         metadata={"help": "Stage exactly the files a Hub push would upload into this (new) folder, and list them."},
@@ -107,6 +115,10 @@ class DataArguments:
         if not 0.0 < self.min_sentence_fraction <= 1.0:
             raise ConfigurationError(
                 f"--min_sentence_fraction must be in (0, 1], got {self.min_sentence_fraction} (the paper: 0.0005)."
+            )
+        if self.max_vocab_size is not None and self.max_vocab_size < 1:
+            raise ConfigurationError(
+                f"--max_vocab_size must be a positive number of tokens, got {self.max_vocab_size}."
             )
         if self.max_seq_length < 3:
             raise ConfigurationError(f"--max_seq_length must be at least 3, got {self.max_seq_length}.")
@@ -236,7 +248,12 @@ def _reduce(model, tokenizer, sentence_counts, data_args: DataArguments, what: s
     counts, num_sentences = sentence_counts
     before_vocab, before_params = model.config.vocab_size, model.num_parameters()
     model, tokenizer = reduce_vocab_with_counts(
-        model, tokenizer, counts, num_sentences, min_sentence_fraction=data_args.min_sentence_fraction
+        model,
+        tokenizer,
+        counts,
+        num_sentences,
+        min_sentence_fraction=data_args.min_sentence_fraction,
+        max_vocab_size=data_args.max_vocab_size,
     )
     logger.info(
         "VocabReduce (%s): vocabulary %d → %d, parameters %d → %d",

@@ -143,6 +143,16 @@ class DistillationTrainer(Trainer):
             return LengthGroupedBatchSampler(dataset[column], self.args.per_device_train_batch_size, seed=seed)
         return super()._get_train_sampler(train_dataset)
 
+    def _get_eval_sampler(self, eval_dataset):
+        """Validation in order of length (stable), whatever the training order: little padding, and the same
+        batches — hence the same masks and a comparable validation loss — for every ``train_sampling_strategy``
+        (the Trainer would otherwise use a length-grouped order only under ``group_by_length``)."""
+        column = self.args.length_column_name
+        if eval_dataset is not None and column in getattr(eval_dataset, "column_names", ()):
+            lengths = torch.as_tensor(eval_dataset[column])
+            return torch.sort(lengths, stable=True).indices.tolist()
+        return super()._get_eval_sampler(eval_dataset)
+
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """Also count the tokens and masked tokens of the whole accumulated (and global) batch."""
         batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)

@@ -194,8 +194,13 @@ def resolve_global_batch(
             raise ConfigurationError(f"--global_batch_size must be ≥ 1, got {target}.")
         origin = "the paper's default" if global_batch_size is None else "from --global_batch_size"
         if target % per_step:
+            named = (
+                f"--global_batch_size {target}"
+                if global_batch_size is not None
+                else f"The default global batch {target} (the paper's, --global_batch_size)"
+            )
             raise ConfigurationError(
-                f"The global batch {target} ({origin}; --global_batch_size) is not a multiple of per_device_train_batch_size × processes = "
+                f"{named} is not a multiple of per_device_train_batch_size × processes = "
                 f"{per_device_batch_size} × {world_size} = {per_step}, so no whole number of accumulation steps "
                 f"gives it. Choose a global batch that is a multiple of {per_step} (e.g. "
                 f"{max(1, round(target / per_step)) * per_step}), or another per-device batch."

@@ -112,7 +112,7 @@ def test_student_card_without_eval_results(tmp_path):
     assert f"| Vocabulary after | {len(WORDS) + 5} tokens" in text
     assert "| Hardware | not recorded |" in text  # absent from the run summary: said, not invented
     assert "| Wall time | 2 min |" in text
-    assert "16 sequences per step (8 per device × 2 accumulation × 1 process)" in text
+    assert "global batch 16 sequences per optimizer step (8 per device × 2 accumulation × 1 process)" in text
     assert "No evaluation results were given" in text
     assert "arXiv:1910.01108" in text and "{{" not in text and "{%" not in text
 

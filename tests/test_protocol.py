@@ -64,6 +64,36 @@ def test_global_batch_with_two_processes_in_the_arguments(monkeypatch, caplog):
         DistillationTrainingArguments(output_dir="x", report_to="none", global_batch_size=1000)
 
 
+def test_global_batch_is_checked_at_start_up(tmp_path, capsys):
+    """The start-up check (cli/checks.py) refuses arguments whose batch no longer gives the recorded global
+    batch, and a global batch that no accumulation gives is one `error:` line from the command."""
+    from test_cli import one_error_line
+
+    from hf_eliquare.cli import distill
+    from hf_eliquare.cli.checks import check_global_batch
+
+    args = DistillationTrainingArguments(output_dir="x", report_to="none", global_batch_size=16)
+    check_global_batch(args)  # 8 × 1 × 2
+    object.__setattr__(args, "per_device_train_batch_size", 4)  # edited after the arithmetic
+    with pytest.raises(ConfigurationError, match="does not match .* 4 × 1 × 2 = 8"):
+        check_global_batch(args)
+    rebuilt = DistillationTrainingArguments(
+        output_dir="x", report_to="none", global_batch_size=16, per_device_train_batch_size=4
+    )
+    check_global_batch(rebuilt)  # built with the new batch: the accumulation follows (4 × 1 × 4)
+    assert rebuilt.gradient_accumulation_steps == 4
+    line = one_error_line(
+        capsys,
+        distill.main,
+        ["--lang", "sl", "--output_dir", str(tmp_path / "o"), "--global_batch_size", "20", "--report_to", "none"],
+    )
+    assert "--global_batch_size 20 is not a multiple of" in line and "8 × 1 = 8" in line
+    line = one_error_line(
+        capsys, distill.main, ["--lang", "sl", "--output_dir", str(tmp_path / "o"), "--max_vocab_size", "0"]
+    )
+    assert "max_vocab_size must be a positive integer" in line
+
+
 # --------------------------------------------------------------------------------------------- 3. warm-up
 
 
@@ -142,6 +172,18 @@ def test_task_data_dir_does_not_depend_on_the_source_tree(tmp_path, monkeypatch)
     monkeypatch.setenv("ELIQUARE_SHARED_DATA", str(tmp_path / "missing"))
     with pytest.raises(ConfigurationError, match=r"\$ELIQUARE_SHARED_DATA"):
         TASKS["sl_pos"].local_paths()
+
+
+def test_missing_data_dir_is_one_error_line(tmp_path, capsys):
+    from test_cli import one_error_line
+
+    from hf_eliquare.cli import finetune
+
+    model = tmp_path / "model"
+    model.mkdir()
+    argv = ["--model_name_or_path", str(model), "--task", "sl_pos", "--output_dir", str(tmp_path / "out")]
+    line = one_error_line(capsys, finetune.main, [*argv, "--data_dir", str(tmp_path / "missing")])
+    assert "(--data_dir) does not exist" in line
 
 
 # -------------------------------------------------------------------------------------------- 5. Wilcoxon

@@ -367,7 +367,7 @@ def check_start(
     """Everything checkable before the data are read and the weights loaded; returns the tokenizer.
 
     Flags, the output directory (policy of :mod:`hf_eliquare.io`, writable, not the model's directory), the
-    input files, the model's ``config.json`` and tokenizer files (present, vocabularies matching) and
+    input files and ``--data_dir``, the model's ``config.json`` and tokenizer files (present, vocabularies matching) and
     ``--max_seq_length`` against the model's position embeddings.
     """
     from ..cli.checks import check_input_files, check_sample_limits, check_training_flags
@@ -390,6 +390,8 @@ def check_start(
     check_writable(training_args.output_dir)
     for split in SPLITS:
         check_input_files(f"--{split}_file", [getattr(data_args, f"{split}_file")])
+    if data_args.data_dir is not None:
+        shared_data_dir(data_args.data_dir)  # an explicitly named data directory must exist
     config = load_config(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path, flag="--tokenizer_name")
     check_tokenizer_matches(tokenizer, config.vocab_size)

@@ -187,13 +187,15 @@ def resolve_global_batch(
     per_step = per_device_batch_size * world_size  # sequences of one micro-batch over all processes
     if global_batch_size is None and gradient_accumulation_steps is not None:
         if gradient_accumulation_steps < 1:
-            raise ConfigurationError(f"--gradient_accumulation_steps must be ≥ 1, got {gradient_accumulation_steps}.")
+            raise ConfigurationError(
+                f"--gradient_accumulation_steps must be at least 1, got {gradient_accumulation_steps}."
+            )
         accumulation = gradient_accumulation_steps
         origin = "from --gradient_accumulation_steps"
     else:
         target = PAPER_GLOBAL_BATCH_SIZE if global_batch_size is None else global_batch_size
         if target < 1:
-            raise ConfigurationError(f"--global_batch_size must be ≥ 1, got {target}.")
+            raise ConfigurationError(f"--global_batch_size must be at least 1, got {target}.")
         origin = "the paper's default" if global_batch_size is None else "from --global_batch_size"
         if target % per_step:
             named = (

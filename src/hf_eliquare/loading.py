@@ -8,6 +8,9 @@ everywhere:
   own, and everything would be ``[UNK]``);
 * a tokenizer larger than the model's vocabulary is refused (they do not belong together);
 * unreadable weights or a broken ``config.json`` become one clear error naming the file, not a traceback.
+
+It also reads the one part of a teacher checkpoint that ``*ForMaskedLM`` drops: its trained pooler
+(:func:`read_pooler_weights`), which the distillation writes into the saved student.
 """
 
 from __future__ import annotations

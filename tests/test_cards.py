@@ -112,7 +112,7 @@ def test_student_card_without_eval_results(tmp_path):
     assert f"| Vocabulary after | {len(WORDS) + 5} tokens" in text
     assert "| Hardware | not recorded |" in text  # absent from the run summary: said, not invented
     assert "| Wall time | 2 min |" in text
-    assert "16 sequences per step (8 per device × 2 accumulation × 1 process)" in text
+    assert "global batch 16 sequences per optimizer step (8 per device × 2 accumulation × 1 process)" in text
     assert "No evaluation results were given" in text
     assert "arXiv:1910.01108" in text and "{{" not in text and "{%" not in text
 
@@ -230,12 +230,20 @@ def test_finetuned_card(tmp_path):
         test_f1=0.7,
         model_name_or_path="someone/eliquare-sl",
         learning_rate=5e-5,
+        warmup_steps=500,
+        main_metric="f1",
+        data_provenance={"code": "S+R", "description": "local substitute: SSJ NER tags, not WikiANN"},
+        protocol_deviations=["warm-up capped from 500 to 4 steps"],
     )
     card = ModelCard.load(write_model_card(model_dir))
     meta = card.data.to_dict()
     assert meta["pipeline_tag"] == "token-classification" and meta["base_model"] == "someone/eliquare-sl"
     assert meta["model-index"][0]["results"][0]["metrics"][0] == {"type": "f1", "value": 0.7, "name": "f1"}
     assert "| Labels | O, B-per, I-per |" in card.text and "| Learning rate | 5e-05 |" in card.text
+    # the fine-tuning protocol, read typed from all_results.json (runs.FinetuneResult)
+    assert "| Warm-up steps | 500 |" in card.text and "| Checkpoint chosen on | validation f1 |" in card.text
+    assert "| Data provenance | local substitute: SSJ NER tags, not WikiANN |" in card.text
+    assert "| Deviations from the paper's protocol | warm-up capped from 500 to 4 steps |" in card.text
 
 
 def test_regenerate_command_merges_results(tmp_path, capsys):

@@ -59,6 +59,9 @@ def test_two_processes_equal_one_with_twice_the_accumulation(tmp_path):
     run_one = json.loads((tmp_path / "one" / "eliquare_run.json").read_text())
     assert run_two["num_processes"] == 2 and run_one["num_processes"] == 1, "two processes really ran"
     assert run_two["global_steps"] == run_one["global_steps"] == 12
+    # the global batch: 4 per device × 2 processes × 2 accumulation = 4 × 1 × 4 (length-grouped order, the default)
+    assert run_two["global_batch_size"] == run_one["global_batch_size"] == 16
+    assert run_two["train_sampling_strategy"] == run_one["train_sampling_strategy"] == "group_by_length"
 
     h_two, h_one = history(tmp_path / "two"), history(tmp_path / "one")
     assert len(h_two) == len(h_one)

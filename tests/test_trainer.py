@@ -236,7 +236,8 @@ def test_args_validation():
         with pytest.raises(ConfigurationError, match="--bf16"):
             DistillationTrainingArguments(output_dir="x", fp16=True, report_to="none")
     args = DistillationTrainingArguments(output_dir="x", report_to="none")
-    assert (args.learning_rate, args.adam_epsilon, args.gradient_accumulation_steps) == (5e-4, 1e-6, 50)
+    assert (args.learning_rate, args.adam_epsilon, args.gradient_accumulation_steps) == (5e-4, 1e-6, 200)
+    assert (args.global_batch_size, args.train_sampling_strategy) == (1600, "group_by_length")
     assert (args.alpha_ce, args.alpha_mlm, args.alpha_cos, args.temperature) == (5.0, 2.0, 1.0, 2.0)
 
 

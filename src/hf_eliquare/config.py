@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
 
 from .errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+#: The paper's distillation batch: 8 sequences per device × 4 GPUs × 50 accumulation steps.
+PAPER_GLOBAL_BATCH_SIZE = 1600
 
 
 @dataclass
@@ -75,6 +81,14 @@ class DistillationTrainingArguments(TrainingArguments):
             Positions per chunk when the vocabulary-sized logits are computed. The loss never holds more
             than `chunk × V` logits at a time; `0` computes the full logits at once (the literal formula).
 
+        > Batch
+
+        global_batch_size (`int`, *optional*, defaults to `None` = `1600`, the paper's 8 × 4 GPUs × 50):
+            Sequences per optimizer step over all processes. It sets `gradient_accumulation_steps` to
+            `global_batch_size / (per_device_train_batch_size × world_size)`, which must be a whole number.
+            When only `gradient_accumulation_steps` is given, it wins and the global batch follows from it;
+            when both are given they must agree. Both unset: the paper's 1600.
+
         > Output
 
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
@@ -86,7 +100,10 @@ class DistillationTrainingArguments(TrainingArguments):
         - `max_grad_norm`: `5.0` instead of `1.0` (DistilBERT);
         - `warmup_steps`: `0.05` (5% of the steps, DistilBERT's `warmup_prop`) instead of `0`;
         - `num_train_epochs`: `10` instead of `3`;
-        - `per_device_train_batch_size`: `8`; `gradient_accumulation_steps`: `50` instead of `1`;
+        - `per_device_train_batch_size`: `8`; `gradient_accumulation_steps`: derived from `global_batch_size`
+          (1600, the paper's): 200 on one process, 50 on four, instead of `1`;
+        - `train_sampling_strategy`: `"group_by_length"` instead of `"random"` (DistilBERT's `group_by_size`):
+          batches of similar lengths in a seeded random order, see [`DistillationTrainer`];
         - `eval_strategy` and `save_strategy`: `"epoch"`; `load_best_model_at_end`: `True` with
           `metric_for_best_model="loss"` (the validation distillation loss), so the best epoch is kept;
         - `logging_steps`: `50` instead of `500`;
@@ -144,7 +161,25 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     num_train_epochs: float = field(default=10.0, metadata={"help": "Total number of training epochs."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Batch size per device for training."})
-    gradient_accumulation_steps: int = field(default=50, metadata={"help": "Micro-batches per optimizer step."})
+    gradient_accumulation_steps: int | None = field(
+        default=None,
+        metadata={"help": "Micro-batches per optimizer step (default: from --global_batch_size)."},
+    )
+    global_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sequences per optimizer step over all processes (default 1600 = the paper's 8 × 4 GPUs × 50); "
+            "sets gradient_accumulation_steps from the per-device batch and the number of processes."
+        },
+    )
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "Training order: 'group_by_length' (default: batches of similar lengths, seeded random order "
+            "between them, as DistilBERT's group_by_size), 'random', 'sequential' or 'batch_rebalance'.",
+            "choices": ["random", "sequential", "group_by_length", "batch_rebalance"],
+        },
+    )
     eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
     save_strategy: str = field(default="epoch", metadata={"help": "When to save: 'no', 'steps', 'epoch' or 'best'."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best validation checkpoint."})
@@ -163,6 +198,9 @@ class DistillationTrainingArguments(TrainingArguments):
                 "drop --fp16."
             )
         super().__post_init__()
+        self.gradient_accumulation_steps, self.global_batch_size = resolve_global_batch(
+            self.global_batch_size, self.gradient_accumulation_steps, self.per_device_train_batch_size, self.world_size
+        )
         if self.temperature <= 0:
             raise ConfigurationError(f"temperature must be > 0, got {self.temperature}.")
         alphas = {
@@ -195,6 +233,60 @@ class DistillationTrainingArguments(TrainingArguments):
                 "ddp_find_unused_parameters=True is not supported: the MLM head runs outside the DDP forward "
                 "(to avoid full-vocabulary logits), so DDP would mark it unused. Leave it at False."
             )
+
+
+def resolve_global_batch(
+    global_batch_size: int | None, gradient_accumulation_steps: int | None, per_device_batch_size: int, world_size: int
+) -> tuple[int, int]:
+    """``(gradient_accumulation_steps, global_batch_size)`` from what was given (see the class docstring).
+
+    ``global = per_device × world_size × accumulation``. The global batch wins when only it (or nothing: the
+    paper's 1600) is given; an explicit accumulation alone wins; both given must agree. The arithmetic is logged.
+    """
+    if per_device_batch_size is None or per_device_batch_size < 1:
+        raise ConfigurationError(f"--per_device_train_batch_size must be at least 1, got {per_device_batch_size}.")
+    per_step = per_device_batch_size * world_size  # sequences of one micro-batch over all processes
+    if global_batch_size is None and gradient_accumulation_steps is not None:
+        if gradient_accumulation_steps < 1:
+            raise ConfigurationError(
+                f"--gradient_accumulation_steps must be at least 1, got {gradient_accumulation_steps}."
+            )
+        accumulation = gradient_accumulation_steps
+        origin = "from --gradient_accumulation_steps"
+    else:
+        target = PAPER_GLOBAL_BATCH_SIZE if global_batch_size is None else global_batch_size
+        if target < 1:
+            raise ConfigurationError(f"--global_batch_size must be at least 1, got {target}.")
+        origin = "the paper's default" if global_batch_size is None else "from --global_batch_size"
+        if target % per_step:
+            named = (
+                f"--global_batch_size {target}"
+                if global_batch_size is not None
+                else f"The default global batch {target} (the paper's, --global_batch_size)"
+            )
+            raise ConfigurationError(
+                f"{named} is not a multiple of per_device_train_batch_size × processes = "
+                f"{per_device_batch_size} × {world_size} = {per_step}, so no whole number of accumulation steps "
+                f"gives it. Choose a global batch that is a multiple of {per_step} (e.g. "
+                f"{max(1, round(target / per_step)) * per_step}), or another per-device batch."
+            )
+        accumulation = target // per_step
+        if gradient_accumulation_steps is not None and gradient_accumulation_steps != accumulation:
+            raise ConfigurationError(
+                f"--gradient_accumulation_steps {gradient_accumulation_steps} contradicts --global_batch_size {target}: "
+                f"{per_device_batch_size} per device × {world_size} process(es) needs {accumulation} accumulation "
+                "steps. Give only one of the two."
+            )
+    global_batch = per_step * accumulation
+    logger.info(
+        "Global batch %d sequences (%s) = %d per device × %d process(es) × %d accumulation steps",
+        global_batch,
+        origin,
+        per_device_batch_size,
+        world_size,
+        accumulation,
+    )
+    return accumulation, global_batch
 
 
 def _has_fp16_device() -> bool:

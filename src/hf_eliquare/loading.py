@@ -8,6 +8,9 @@ everywhere:
   own, and everything would be ``[UNK]``);
 * a tokenizer larger than the model's vocabulary is refused (they do not belong together);
 * unreadable weights or a broken ``config.json`` become one clear error naming the file, not a traceback.
+
+It also reads the one part of a teacher checkpoint that ``*ForMaskedLM`` drops: its trained pooler
+(:func:`read_pooler_weights`), which the distillation writes into the saved student.
 """
 
 from __future__ import annotations
@@ -168,3 +171,49 @@ def load_teacher(name_or_path: str, tokenizer_name: str | None = None, cache_dir
     )
     check_tokenizer_matches(tokenizer, teacher.config.vocab_size, "teacher")
     return teacher, tokenizer
+
+
+def read_pooler_weights(name_or_path: str) -> dict[str, Any]:
+    """The pooler of a teacher checkpoint, read from its safetensors files; ``{}`` when it has none
+    (see :func:`hf_eliquare.student.add_pooler_to_saved_model` for the writing side).
+
+    ``BertForMaskedLM`` has no pooler, so loading mBERT into it drops the checkpoint's trained pooler (and
+    a classifier fine-tuned from the student would start with a random one, where the teacher's starts with
+    the trained one). The checkpoint files still hold it: only the pooler's tensors are read, by name, from the
+    shard(s) that contain them. Keys are returned as the base model stores them (e.g. ``bert.pooler.dense.weight``).
+    ``name_or_path`` is a local directory or a cached Hub id; a checkpoint in ``.bin`` format is not read.
+    """
+    from safetensors import safe_open
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
+
+    from .student import POOLER_SUFFIXES
+
+    def local(filename: str) -> str | None:
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, filename)
+            return path if os.path.isfile(path) else None
+        try:
+            return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            return None
+
+    index = local(SAFE_WEIGHTS_INDEX_NAME)
+    if index is not None:
+        with open(index, encoding="utf-8") as handle:
+            weight_map = json.load(handle)["weight_map"]
+        by_file: dict[str, list[str]] = {}
+        for key, shard in weight_map.items():
+            if key.endswith(POOLER_SUFFIXES):
+                by_file.setdefault(shard, []).append(key)
+        files = {local(shard): keys for shard, keys in by_file.items()}
+    else:
+        files = {local(SAFE_WEIGHTS_NAME): None}
+    pooler = {}
+    for path, keys in files.items():
+        if path is None:
+            continue
+        with safe_open(path, framework="pt") as handle:
+            for key in keys if keys is not None else handle.keys():
+                if key.endswith(POOLER_SUFFIXES):
+                    pooler[key] = handle.get_tensor(key)
+    return pooler if len(pooler) == len(POOLER_SUFFIXES) else {}

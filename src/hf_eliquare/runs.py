@@ -133,6 +133,8 @@ class DistillationRun(_Summary):
     global_steps: int | None = None
     per_device_train_batch_size: int | None = None
     gradient_accumulation_steps: int | None = None
+    global_batch_size: int | None = None  # sequences per optimizer step over all processes (the paper: 1600)
+    train_sampling_strategy: str | None = None  # group_by_length (the default) or random, ...
     learning_rate: float | None = None
     num_processes: int | None = None
     precision: str | None = None
@@ -143,6 +145,7 @@ class DistillationRun(_Summary):
     best_checkpoint: str | None = None
     student_parameters: int | None = None
     teacher_parameters: int | None = None
+    pooler_from_teacher: bool | None = None  # the checkpoint's trained pooler was written into the student
     seed: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -173,6 +176,10 @@ class FinetuneResult(_Summary):
     weight_decay: float | None = None
     per_device_train_batch_size: int | None = None
     warmup_steps: float | None = None
+    #: The fine-tuning protocol as asked for (the paper: 500 steps as written, no cap) and what differed from it.
+    warmup_steps_requested: float | None = None
+    warmup_max_fraction: float | None = None
+    protocol_deviations: list[str] = field(default_factory=list)
     total_steps: int | None = None
     max_seq_length: int | None = None
     label_all_tokens: bool | None = None
@@ -182,6 +189,9 @@ class FinetuneResult(_Summary):
     truncated_texts: int | None = None
     splits: dict[str, Any] = field(default_factory=dict)
     data_source: dict[str, Any] = field(default_factory=dict)
+    #: ``evaluation.tasks.data_provenance``: origin, code (H/L/S/F, +R), resplit, differs_from_paper,
+    #: description. ``None`` in results written before it was recorded (the table marks them ``?``).
+    data_provenance: dict[str, Any] | None = None
     dataset: str | None = None
     license: str | None = None
     best_checkpoint_metric: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,30 @@ def mlm_head(model: PreTrainedModel) -> MaskedLMHead:
         return head.layer_norm(nn.functional.gelu(head.dense(hidden)))
 
     return MaskedLMHead("lm_head", transform, head.decoder)
+
+
+#: Weights of the teacher's pooler (``tanh(dense(h_[CLS]))``) as a BERT checkpoint stores them.
+POOLER_SUFFIXES = ("pooler.dense.weight", "pooler.dense.bias")
+
+
+def add_pooler_to_saved_model(directory: str | os.PathLike, pooler: dict[str, torch.Tensor]) -> None:
+    """Write ``pooler`` into the ``model.safetensors`` of a saved ``*ForMaskedLM`` so that
+    ``AutoModelForSequenceClassification.from_pretrained(directory)`` starts from it (``*ForMaskedLM`` ignores
+    it when loading). Keys are renamed to the saved model's base-model prefix (``bert.``, ``roberta.``)."""
+    from safetensors.torch import load_file, save_file
+    from transformers.utils import SAFE_WEIGHTS_NAME
+
+    if not pooler:
+        return
+    path = os.path.join(directory, SAFE_WEIGHTS_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: the student is expected as one safetensors file")
+    state = load_file(path)
+    prefix = next(key.split(".", 1)[0] for key in state if ".embeddings." in key)  # "bert" / "roberta"
+    for key, value in pooler.items():
+        suffix = next(s for s in POOLER_SUFFIXES if key.endswith(s))
+        state[f"{prefix}.{suffix}"] = value.contiguous()
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def default_teacher_layers(num_teacher_layers: int, num_student_layers: int) -> list[int]:

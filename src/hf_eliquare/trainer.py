@@ -24,6 +24,7 @@ from .objectives import (
     project,
     projections_detached,
 )
+from .sampling import LengthGroupedBatchSampler
 from .student import check_finite_weights, check_supported, mlm_head
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,27 @@ class DistillationTrainer(Trainer):
             self.add_callback(_CollatorEpochCallback(data_collator))
 
     # ------------------------------------------------------------------ batching and normalisers
+    def _get_train_sampler(self, train_dataset=None):
+        """``group_by_length`` (the default): :class:`LengthGroupedBatchSampler` over the dataset's ``length``
+        column, seeded with ``(data_seed or seed, epoch)``; its order does not depend on the number of processes
+        or on gradient accumulation. Other strategies, or a dataset without lengths, go to the Trainer."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        column = self.args.length_column_name
+        if self.args.train_sampling_strategy == "group_by_length" and column in getattr(dataset, "column_names", ()):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedBatchSampler(dataset[column], self.args.per_device_train_batch_size, seed=seed)
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Validation in order of length (stable), whatever the training order: little padding, and the same
+        batches — hence the same masks and a comparable validation loss — for every ``train_sampling_strategy``
+        (the Trainer would otherwise use a length-grouped order only under ``group_by_length``)."""
+        column = self.args.length_column_name
+        if eval_dataset is not None and column in getattr(eval_dataset, "column_names", ()):
+            lengths = torch.as_tensor(eval_dataset[column])
+            return torch.sort(lengths, stable=True).indices.tolist()
+        return super()._get_eval_sampler(eval_dataset)
+
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """Also count the tokens and masked tokens of the whole accumulated (and global) batch."""
         batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)

@@ -37,6 +37,27 @@ def check_training_flags(args) -> None:
         raise ConfigurationError(f"--warmup_steps must be ≥ 0, got {args.warmup_steps}.")
 
 
+def check_global_batch(args) -> None:
+    """The global batch a distillation run will train with, checked at start-up against the processes that
+    actually run: ``global_batch_size = per_device_train_batch_size × processes × gradient_accumulation_steps``.
+
+    :class:`~hf_eliquare.DistillationTrainingArguments` derives the accumulation from ``--global_batch_size``
+    (default: the paper's 1600) when it is built (:func:`hf_eliquare.config.resolve_global_batch`, which refuses
+    a global batch that no whole number of accumulation steps gives). Arguments edited after that, or built
+    under another process count than the launch, would train with another batch than the one recorded."""
+    global_batch = getattr(args, "global_batch_size", None)
+    if global_batch is None:
+        return
+    per_step = args.per_device_train_batch_size * max(1, args.world_size)
+    if global_batch != per_step * args.gradient_accumulation_steps:
+        raise ConfigurationError(
+            f"--global_batch_size {global_batch} does not match per_device_train_batch_size × processes × "
+            f"gradient_accumulation_steps = {args.per_device_train_batch_size} × {max(1, args.world_size)} × "
+            f"{args.gradient_accumulation_steps} = {per_step * args.gradient_accumulation_steps}. Give only "
+            "--global_batch_size (the accumulation follows) or only --gradient_accumulation_steps."
+        )
+
+
 def check_probability(flag: str, value: float | None, *, allow_zero: bool = True) -> None:
     if value is None:
         return

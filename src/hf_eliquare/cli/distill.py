@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # The heavy modules (models, datasets, the Trainer) are imported in the steps that use them, so that a
 # mistake found at start-up (a flag, a path, a Hub id while offline) is reported within seconds.
 from .checks import (
+    check_global_batch,
     check_input_files,
     check_probability,
     check_resume_checkpoint,
@@ -115,6 +116,14 @@ class DataArguments:
         default=0.0005,
         metadata={"help": "VocabReduce: keep sub-words present in at least this share of training sentences."},
     )
+    max_vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "VocabReduce: instead of --min_sentence_fraction, keep the N most frequent sub-words (special "
+            "tokens included). Read literally, 0.05%% of the sentences keeps ~3.3k mBERT tokens for sl; the paper's "
+            "66 M-parameter student needs ~29k (see docs/vocab.md)."
+        },
+    )
     hub_dry_run: str | None = field(
         default=None,
         metadata={"help": "Stage exactly the files a Hub push would upload into this (new) folder, and list them."},
@@ -136,7 +145,7 @@ class DataArguments:
     def __post_init__(self):
         if self.vocab_reduction not in ("none", "pre", "post"):
             raise ConfigurationError(f"--vocab_reduction must be none, pre or post, got {self.vocab_reduction!r}.")
-        self.selection  # noqa: B018 (validates --min_sentence_fraction, with the flag's name)
+        self.selection  # noqa: B018 (validates --min_sentence_fraction / --max_vocab_size, with the flag's name)
         if self.max_seq_length < 3:
             raise ConfigurationError(f"--max_seq_length must be at least 3, got {self.max_seq_length}.")
         if not 0.0 <= self.onnx_int8_min_agreement <= 1.0:
@@ -150,7 +159,7 @@ class DataArguments:
         from ..vocab import VocabSelection
 
         try:
-            return VocabSelection(min_sentence_fraction=self.min_sentence_fraction)
+            return VocabSelection(min_sentence_fraction=self.min_sentence_fraction, max_vocab_size=self.max_vocab_size)
         except ConfigurationError as err:
             raise ConfigurationError(f"--{err}") from None
 
@@ -212,6 +221,7 @@ def check_output_dir_for_run(model_args: ModelArguments, training_args: Distilla
 def check_flags(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """Flag values that are wrong whatever the model and the text (see :mod:`hf_eliquare.cli.checks`)."""
     check_training_flags(training_args)
+    check_global_batch(training_args)
     check_probability("--mask_replace_prob", training_args.mask_replace_prob)
     check_probability("--random_replace_prob", training_args.random_replace_prob)
     if training_args.mask_replace_prob + training_args.random_replace_prob > 1:
@@ -339,6 +349,14 @@ def load_teacher(model_args: ModelArguments, data_args: DataArguments, training_
 
         check_reducible(tokenizer)
     return teacher, tokenizer
+
+
+def read_teacher_pooler(model_args: ModelArguments) -> dict:
+    """The teacher checkpoint's trained pooler (``{}`` when it has none), read from its files."""
+    from ..hub import resolve_pretrained
+    from ..loading import read_pooler_weights
+
+    return read_pooler_weights(resolve_pretrained(model_args.teacher_model_name_or_path, "teacher model"))
 
 
 # ------------------------------------------------------------------------------------------ corpus and vocabulary
@@ -532,6 +550,8 @@ def summarize(
         global_steps=trainer.state.global_step,
         per_device_train_batch_size=training_args.per_device_train_batch_size,
         gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+        global_batch_size=training_args.global_batch_size,
+        train_sampling_strategy=training_args.train_sampling_strategy,
         learning_rate=training_args.learning_rate,
         num_processes=training_args.world_size,
         precision="bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
@@ -545,12 +565,20 @@ def summarize(
     )
 
 
-def save(student, tokenizer, run: DistillationRun, language: Language, training_args) -> None:
+def save(student, tokenizer, run: DistillationRun, language: Language, training_args, teacher_pooler=None) -> None:
     """Student, tokenizer, run summary and card into a temporary directory, moved beside the checkpoints with
-    the weights and ``config.json`` last."""
+    the weights and ``config.json`` last. ``teacher_pooler`` (:func:`hf_eliquare.loading.read_pooler_weights`)
+    is written into the student's weights, so that a classifier fine-tuned from it starts from the teacher's
+    trained pooler (``*ForMaskedLM`` has none)."""
+    from ..student import add_pooler_to_saved_model
+
     out_dir = training_args.output_dir
+    run.pooler_from_teacher = bool(teacher_pooler)
+    if teacher_pooler:
+        student.config.eliquare = {**student.config.eliquare, "pooler": "copied from the teacher"}
     with atomic_output_dir(out_dir, keep_existing=True) as tmp_dir:
         student.save_pretrained(tmp_dir)
+        add_pooler_to_saved_model(tmp_dir, teacher_pooler or {})
         tokenizer.save_pretrained(tmp_dir)
         run.save(tmp_dir)
         write_card(tmp_dir, language, training_args)
@@ -629,6 +657,8 @@ def run_distillation(
     begun = start(model_args, data_args, training_args)
     teacher, tokenizer = load_teacher(model_args, data_args, training_args)
     teacher_parameters = teacher.num_parameters()
+    # *ForMaskedLM has no pooler; the checkpoint's trained one is carried into the saved student.
+    teacher_pooler = read_teacher_pooler(model_args)
     with training_args.main_process_first(desc="corpus preparation"):
         sentences = load_corpus(data_args, model_args, begun.language, training_args.seed)
         sentence_counts = count_vocabulary(data_args, tokenizer, sentences)
@@ -650,7 +680,7 @@ def run_distillation(
             begun, model_args, data_args, training_args, trainer, metrics, runtime, sentences, counts, best_student
         )
         run.teacher_parameters = teacher_parameters
-        save(best_student, final_tokenizer, run, begun.language, training_args)
+        save(best_student, final_tokenizer, run, begun.language, training_args, teacher_pooler)
         export(data_args, begun.language, training_args)
         publish(begun, data_args, training_args)
     trainer.accelerator.wait_for_everyone()

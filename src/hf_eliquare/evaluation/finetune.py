@@ -23,7 +23,7 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from ..errors import ConfigurationError, DataError
+from ..errors import ConfigurationError, DataError, OfflineError
 from ..io import check_output_dir, commit_dir, temp_dir_beside
 from ..runs import FinetuneResult
 from .features import (
@@ -34,7 +34,7 @@ from .features import (
 from .metrics import compute_task_metrics
 from .readers import load_hub_splits, read_split_file
 from .splits import SPLITS, build_label_list, fill_missing_splits
-from .tasks import MAIN_METRIC, TASK_TYPES, TASKS, TOKEN_TASKS, Task, get_task, shared_data_dir
+from .tasks import MAIN_METRIC, TASK_TYPES, TASKS, TOKEN_TASKS, Task, data_provenance, get_task, shared_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ class FinetuneModelArguments:
 @dataclass
 class FinetuneDataArguments:
     task: str | None = field(default=None, metadata={"help": f"Registered task: {', '.join(sorted(TASKS))}."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Offline copy of the task data (the folder holding ud/, ner/, cls/). Default: "
+            "$ELIQUARE_SHARED_DATA, else ../shared/data beside the working directory."
+        },
+    )
     task_type: str | None = field(default=None, metadata={"help": "ner | pos | classification (given by --task)."})
     train_file: str | None = field(default=None, metadata={"help": "Overrides the task's train file."})
     validation_file: str | None = field(default=None, metadata={"help": "Overrides the task's validation file."})
@@ -85,8 +92,10 @@ class FinetuneTrainingArguments(TrainingArguments):
     """TrainingArguments with the paper's fine-tuning protocol as defaults.
 
     10 epochs, lr 5e-5, weight decay 0.01, 500 warm-up steps, evaluation and checkpoint every epoch and
-    the best validation checkpoint (on the task's main metric) at the end. On small data 500 warm-up
-    steps would exceed the run, so they are capped to ``warmup_max_fraction`` (10 %) of the total steps.
+    the best validation checkpoint (on the task's main metric) at the end. The 500 warm-up steps are used as
+    written, even where they are a large share of (or longer than) a small dataset's run. Capping them to a
+    fraction of the run is an opt-in deviation (``--warmup_max_fraction 0.1``), recorded in ``all_results.json``
+    under ``protocol_deviations``.
     """
 
     num_train_epochs: float = field(default=10.0)
@@ -101,13 +110,20 @@ class FinetuneTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(default=True)
     metric_for_best_model: str | None = field(
         default="main",
-        metadata={"help": "'main' (default) = the task's main metric (NER f1, POS/classification accuracy)."},
+        metadata={
+            "help": "'main' (default) = the task's main metric (NER f1, POS accuracy = micro-F1, classification "
+            "macro-F1, Dutch DBRD accuracy)."
+        },
     )
     save_total_limit: int | None = field(default=1)
     save_only_model: bool = field(default=True)
     report_to: None | str | list[str] = field(default="none")
-    warmup_max_fraction: float = field(
-        default=0.1, metadata={"help": "Cap warm-up steps to this fraction of all optimisation steps."}
+    warmup_max_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "Opt-in deviation from the paper: cap the warm-up steps to this fraction of all optimisation "
+            "steps (e.g. 0.1). Default: none, the paper's 500 steps as written."
+        },
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an existing output directory (default: refuse)."}
@@ -126,11 +142,11 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
     text_column = data_args.text_column or (task.text_column if task else None)
     label_column = data_args.label_column or (task.label_column if task else None)
     source: dict = {}
-    local = task.local_paths() if task and not data_args.dataset_name else {}
+    local = task.local_paths(data_args.data_dir) if task and not data_args.dataset_name else {}
     if task and local and not explicit and len(local) < len(task.local_files):
         missing = sorted(set(task.local_files) - set(local))
         raise DataError(
-            f"Task {task.name}: local files for {missing} are missing under {shared_data_dir()}; "
+            f"Task {task.name}: local files for {missing} are missing under {shared_data_dir(data_args.data_dir)}; "
             "pass them with --train_file/--validation_file/--test_file."
         )
     if explicit or local:
@@ -139,7 +155,7 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
             s: read_split_file(p, task_type, data_args.data_format, text_column, label_column)
             for s, p in files.items()
         }
-        source = {"files": files}
+        source = {"files": files, "explicit_splits": sorted(explicit)}
     else:
         name = data_args.dataset_name or (task.hub_dataset if task else None)
         if not name:
@@ -150,14 +166,23 @@ def resolve_data(data_args: FinetuneDataArguments) -> tuple[str, Task | None, di
             )
         config = data_args.dataset_config_name or (task.hub_config if task and not data_args.dataset_name else None)
         revision = task.hub_revision if task and not data_args.dataset_name else None
-        raw = load_hub_splits(
-            name,
-            config,
-            task_type,
-            data_args.text_column or (task.hub_text_column if task else None),
-            data_args.label_column or (task.hub_label_column if task else None),
-            revision,
-        )
+        try:
+            raw = load_hub_splits(
+                name,
+                config,
+                task_type,
+                data_args.text_column or (task.hub_text_column if task else None),
+                data_args.label_column or (task.hub_label_column if task else None),
+                revision,
+            )
+        except OfflineError as err:
+            if not (task and task.local_files):
+                raise
+            raise OfflineError(
+                f"{err} Task {task.name} also has an offline copy, looked for under "
+                f"{shared_data_dir(data_args.data_dir)} (files {sorted(task.local_files.values())}); point "
+                "--data_dir or $ELIQUARE_SHARED_DATA at the folder that holds them."
+            ) from None
         source = {"dataset_name": name, "dataset_config_name": config}
     return task_type, task, raw, source
 
@@ -171,11 +196,10 @@ def _cap(examples: list[dict], n: int | None, seed: int) -> list[dict]:
     return [examples[i] for i in keep]
 
 
-def capped_warmup_steps(warmup_steps: float, total_steps: int, max_fraction: float) -> float:
-    """The paper's 500 warm-up steps, capped to ``max_fraction`` of ``total_steps`` on small data.
-
-    A value below 1 is already a ratio (transformers' convention) and is kept as it is."""
-    if warmup_steps < 1:
+def capped_warmup_steps(warmup_steps: float, total_steps: int, max_fraction: float | None) -> float:
+    """Warm-up steps as given (the paper's 500), or capped to ``max_fraction`` of ``total_steps`` when that
+    opt-in deviation is asked for. A value below 1 is already a ratio (transformers' convention), kept as is."""
+    if warmup_steps < 1 or max_fraction is None:
         return warmup_steps
     cap = int(max_fraction * total_steps)
     return float(min(int(warmup_steps), cap))
@@ -289,8 +313,9 @@ def _features(data: _Prepared, tokenizer, label2id: dict[str, int], data_args: F
     return features, DataCollatorWithPadding(tokenizer), truncated
 
 
-def _protocol(args: FinetuneTrainingArguments, num_train_features: int) -> tuple[float, int]:
-    """The paper's warm-up, capped on small data: ``(warmup_steps, total_steps)``."""
+def _protocol(args: FinetuneTrainingArguments, num_train_features: int) -> tuple[float, int, list[str]]:
+    """The paper's warm-up as written (a cap is an opt-in, recorded deviation):
+    ``(warmup_steps, total_steps, deviations)``."""
     world = max(1, args.world_size)
     steps_per_epoch = math.ceil(num_train_features / (args.per_device_train_batch_size * world))
     steps_per_epoch = max(1, steps_per_epoch // max(1, args.gradient_accumulation_steps))
@@ -298,15 +323,21 @@ def _protocol(args: FinetuneTrainingArguments, num_train_features: int) -> tuple
         args.max_steps if args.max_steps and args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
     )
     warmup = capped_warmup_steps(args.warmup_steps, total_steps, args.warmup_max_fraction)
+    deviations = []
     if warmup != args.warmup_steps:
-        logger.info(
-            "Warm-up: %g steps requested, capped to %g (%.0f %% of %d total steps).",
-            args.warmup_steps,
+        deviations.append(
+            f"warm-up capped from {args.warmup_steps:g} to {warmup:g} steps "
+            f"(--warmup_max_fraction {args.warmup_max_fraction:g} of {total_steps} steps)"
+        )
+        logger.info("Deviation from the paper: %s.", deviations[-1])
+    elif warmup >= 1 and warmup >= total_steps:
+        logger.warning(
+            "Warm-up (%g steps, as the paper) is not shorter than the whole run (%d steps): the learning rate never "
+            "reaches its peak. --warmup_max_fraction 0.1 caps it (a recorded deviation).",
             warmup,
-            100 * args.warmup_max_fraction,
             total_steps,
         )
-    return warmup, total_steps
+    return warmup, total_steps, deviations
 
 
 def _metrics(metrics: dict, prefix: str) -> dict[str, float]:
@@ -336,7 +367,7 @@ def check_start(
     """Everything checkable before the data are read and the weights loaded; returns the tokenizer.
 
     Flags, the output directory (policy of :mod:`hf_eliquare.io`, writable, not the model's directory), the
-    input files, the model's ``config.json`` and tokenizer files (present, vocabularies matching) and
+    input files and ``--data_dir``, the model's ``config.json`` and tokenizer files (present, vocabularies matching) and
     ``--max_seq_length`` against the model's position embeddings.
     """
     from ..cli.checks import check_input_files, check_sample_limits, check_training_flags
@@ -359,6 +390,8 @@ def check_start(
     check_writable(training_args.output_dir)
     for split in SPLITS:
         check_input_files(f"--{split}_file", [getattr(data_args, f"{split}_file")])
+    if data_args.data_dir is not None:
+        shared_data_dir(data_args.data_dir)  # an explicitly named data directory must exist
     config = load_config(model_args.model_name_or_path)
     tokenizer = load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path, flag="--tokenizer_name")
     check_tokenizer_matches(tokenizer, config.vocab_size)
@@ -398,8 +431,11 @@ def run_finetune(
         model_args.model_name_or_path, auto, num_labels=len(data.labels), id2label=id2label, label2id=label2id
     )
     features, collator, truncated = _features(data, tokenizer, label2id, data_args)
-    warmup, total_steps = _protocol(training_args, len(features["train"]))
-    main_metric = MAIN_METRIC[data.task_type]
+    warmup, total_steps, deviations = _protocol(training_args, len(features["train"]))
+    if truncated:
+        deviations.append(f"{truncated} texts truncated to --max_seq_length {data_args.max_seq_length} sub-tokens")
+    provenance = data_provenance(data.task, data.source, data.split_info["strategy"])
+    main_metric = data.task.main_metric if data.task else MAIN_METRIC[data.task_type]
 
     tmp_dir = temp_dir_beside(output_dir)
     try:
@@ -445,6 +481,9 @@ def run_finetune(
             weight_decay=args.weight_decay,
             per_device_train_batch_size=args.per_device_train_batch_size,
             warmup_steps=warmup,
+            warmup_steps_requested=training_args.warmup_steps,
+            warmup_max_fraction=training_args.warmup_max_fraction,
+            protocol_deviations=deviations,
             total_steps=total_steps,
             max_seq_length=data_args.max_seq_length,
             label_all_tokens=data_args.label_all_tokens,
@@ -454,6 +493,7 @@ def run_finetune(
             truncated_texts=truncated,
             splits=data.split_info,
             data_source=data.source,
+            data_provenance=provenance,
             best_checkpoint_metric=f"eval_{args.metric_for_best_model.removeprefix('eval_')}",
         )
         if data_args.write_predictions:

@@ -1,4 +1,5 @@
-"""The paper's Table 4: models x (two tasks per language), test score mean ± std over seeds."""
+"""The paper's Table 4: models x (two tasks per language), test score mean ± std over seeds, each cell marked
+with its data provenance, and the paper's Wilcoxon signed-rank test of every model against the teacher."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigurationError, DataError
 from ..runs import FinetuneResult
 from .finetune import FinetuneDataArguments, FinetuneModelArguments, FinetuneTrainingArguments, run_finetune
-from .tasks import MAIN_METRIC, PAPER_TASKS, TASKS, get_task
+from .tasks import PAPER_TASKS, PROVENANCE_CODES, TASKS, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -56,29 +57,78 @@ def _task_columns(tasks: Iterable[str]) -> list[str]:
 
 
 def aggregate_results(results: Iterable[FinetuneResult | Mapping]) -> dict:
-    """``{"models": [...], "tasks": [...], "cells": {model: {task: {"mean", "std", "n", "metric", "seeds"}}}}``.
+    """``{"models": [...], "tasks": [...], "cells": {model: {task: {"mean", "std", "n", "metric", "seeds",
+    "provenance", "differs_from_paper", "data"}}}}``.
 
     Scores are the test value of each task's main metric, in percent; ``std`` is the sample standard
-    deviation over seeds (0 for a single seed)."""
+    deviation over seeds (0 for a single seed). ``provenance`` is the code(s) of :data:`tasks.PROVENANCE_CODES`
+    of the cell's runs (``?`` for results written before provenance was recorded)."""
     cells: dict[str, dict[str, dict]] = {}
     models: list[str] = []
     for r in map(_as_result, results):
         if r.model not in models:
             models.append(r.model)
-        cell = cells.setdefault(r.model, {}).setdefault(r.task, {"scores": [], "seeds": [], "metric": r.main_metric})
+        cell = cells.setdefault(r.model, {}).setdefault(
+            r.task, {"scores": [], "seeds": [], "metric": r.main_metric, "codes": [], "data": []}
+        )
         cell["scores"].append(100 * r.test_metrics[r.main_metric])
         cell["seeds"].append(r.seed)
+        provenance = r.data_provenance or {"code": "?", "differs_from_paper": True, "description": "?"}
+        for key, value in (("codes", provenance["code"]), ("data", provenance["description"])):
+            if value not in cell[key]:
+                cell[key].append(value)
+        cell["differs_from_paper"] = cell.get("differs_from_paper", False) or bool(provenance["differs_from_paper"])
     for per_task in cells.values():
         for cell in per_task.values():
             s = cell.pop("scores")
             cell.update(mean=statistics.fmean(s), std=statistics.stdev(s) if len(s) > 1 else 0.0, n=len(s))
+            cell["provenance"] = "/".join(cell.pop("codes"))
     tasks = _task_columns({t for per_task in cells.values() for t in per_task})
     return {"models": models, "tasks": tasks, "cells": cells}
 
 
-def format_table4(agg: dict) -> str:
+def wilcoxon_vs_teacher(agg: dict, teacher: str) -> dict[str, dict]:
+    """The paper's significance test: Wilcoxon signed-rank, left-tailed (H1: the model scores *lower* than the
+    teacher), paired over the table cells (tasks) both have, on the cells' mean scores.
+
+    Returns ``{model: {"n", "statistic", "p_value", "tasks"}}`` for every model but the teacher; ``statistic``
+    is scipy's (the sum of the ranks of the positive differences model − teacher). Ties (zero differences) are
+    dropped (``zero_method="wilcox"``); with no non-zero difference there is no test (``p_value`` None).
+    """
+    from scipy.stats import wilcoxon
+
+    if teacher not in agg["cells"]:
+        raise ConfigurationError(
+            f"--teacher {teacher!r} is not a row of the table (rows: {', '.join(agg['models'])})."
+        )
+    out = {}
+    for model in agg["models"]:
+        if model == teacher:
+            continue
+        tasks = [t for t in agg["tasks"] if t in agg["cells"][model] and t in agg["cells"][teacher]]
+        ours = [agg["cells"][model][t]["mean"] for t in tasks]
+        theirs = [agg["cells"][teacher][t]["mean"] for t in tasks]
+        nonzero = sum(a != b for a, b in zip(ours, theirs))
+        if nonzero == 0:
+            out[model] = {"n": len(tasks), "statistic": None, "p_value": None, "tasks": tasks}
+            continue
+        result = wilcoxon(ours, theirs, alternative="less", zero_method="wilcox")
+        out[model] = {
+            "n": len(tasks),
+            "statistic": float(result.statistic),
+            "p_value": float(result.pvalue),
+            "tasks": tasks,
+        }
+    return out
+
+
+def format_table4(agg: dict, significance: dict[str, dict] | None = None, teacher: str | None = None) -> str:
     """Markdown table in the paper's Table 4 layout: rows models, columns ``lang task`` (task 1 / task 2 per
-    language), cells ``mean ± std`` over seeds (``n`` seeds noted in the header line under the table)."""
+    language), cells ``mean ± std`` over seeds (``n`` seeds noted in the header line under the table).
+
+    Every cell carries its data provenance code (``L``, ``H``, ``S``, ``F``, ``+R``; legend under the table)
+    and ``†`` when its data or split differs from the paper's. ``significance`` (from
+    :func:`wilcoxon_vs_teacher`) adds the test's lines."""
     tasks = agg["tasks"]
 
     def title(t):
@@ -92,13 +142,41 @@ def format_table4(agg: dict) -> str:
         vals = []
         for t in tasks:
             c = agg["cells"][m].get(t)
-            vals.append(
-                "–" if c is None else f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}"
-            )
+            if c is None:
+                vals.append("–")
+                continue
+            score = f"{c['mean']:.2f} ± {c['std']:.2f}" if c["n"] > 1 else f"{c['mean']:.2f}"
+            mark = c.get("provenance", "?") + ("†" if c.get("differs_from_paper", True) else "")
+            vals.append(f"{score} {mark}")
         lines.append(f"| {m} | " + " | ".join(vals) + " |\n")
-    metrics = ", ".join(f"{title(t)}: {MAIN_METRIC[TASKS[t].task_type] if t in TASKS else '?'}" for t in tasks)
+    metrics = ", ".join(f"{title(t)}: {TASKS[t].main_metric if t in TASKS else '?'}" for t in tasks)
     seeds = sorted({c["n"] for per in agg["cells"].values() for c in per.values()})
     note = f"\nTest scores in %, mean ± std over {'/'.join(map(str, seeds))} seed(s). Metrics: {metrics}.\n"
+    cells = [c for per in agg["cells"].values() for c in per.values()]
+    used = {part.split("+")[0] for c in cells for part in c.get("provenance", "?").split("/")}
+    legend = [f"{code} = {PROVENANCE_CODES[code]}" for code in PROVENANCE_CODES if code in used]
+    if any("+R" in c.get("provenance", "") for c in cells):
+        legend.append(f"+R = {PROVENANCE_CODES['R']}")
+    note += "Data: " + "; ".join(legend) + ". † = data or split differs from the paper's.\n"
+    sources = []
+    for t in tasks:
+        data = sorted({d for m in agg["models"] for d in agg["cells"][m].get(t, {}).get("data", [])})
+        if data:
+            sources.append(f"{title(t)}: {' / '.join(data)}")
+    if sources:
+        note += "Sources: " + "; ".join(sources) + ".\n"
+    if significance:
+        parts = []
+        for model, test in significance.items():
+            if test["p_value"] is None:
+                parts.append(f"{model}: no test ({test['n']} cells, no difference)")
+            else:
+                parts.append(f"{model}: W+ = {test['statistic']:g}, p = {test['p_value']:.4f} over {test['n']} cells")
+        note += (
+            f"Wilcoxon signed-rank test, left-tailed (H1: lower than {teacher}), paired over cells: "
+            + "; ".join(parts)
+            + ".\n"
+        )
     return header + "".join(lines) + note
 
 
@@ -117,6 +195,13 @@ class EvalTableArguments:
         default_factory=list, metadata={"help": "Also (or only) read these all_results.json files / directories."}
     )
     rerun: bool = field(default=False, metadata={"help": "Re-run cells whose all_results.json already exists."})
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "Row (model label) of the teacher for the Wilcoxon signed-rank test (left-tailed, every other "
+            "row vs it, over cells). Default: the first model; 'none' to skip the test."
+        },
+    )
 
 
 def _model_spec(spec: str) -> tuple[str, str]:
@@ -178,7 +263,9 @@ def run_eval_table(
     if not results:
         raise DataError(f"No run finished; failures: {failures}")
     agg = aggregate_results(results)
-    table = format_table4(agg)
+    teacher = table_args.teacher or (agg["models"][0] if len(agg["models"]) > 1 else "none")
+    significance = None if teacher == "none" else wilcoxon_vs_teacher(agg, teacher)
+    table = format_table4(agg, significance, teacher)
     if failures:
         table += (
             "\nFailed: "
@@ -191,6 +278,11 @@ def run_eval_table(
         json.dump(
             {
                 **agg,
+                "significance": {
+                    "test": "wilcoxon signed-rank, left-tailed",
+                    "teacher": teacher,
+                    "by_model": significance,
+                },
                 "failures": failures,
                 "runs": [
                     {
@@ -205,4 +297,4 @@ def run_eval_table(
             ensure_ascii=False,
         )
     print(table)
-    return {**agg, "failures": failures, "table": table}
+    return {**agg, "significance": significance, "failures": failures, "table": table}

@@ -16,9 +16,12 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 
-#: Where the offline data copy lives by default: ``../shared/data`` beside the project root.
-#: Override with the environment variable ``ELIQUARE_SHARED_DATA``.
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+#: The environment variable that names the offline data copy (as ``--data_dir`` does).
+DATA_DIR_ENV = "ELIQUARE_SHARED_DATA"
+#: Where the offline data copy is looked for otherwise, relative to the working directory: ``../shared/data``
+#: beside the directory the command runs in (the project's layout). Never relative to the installed package,
+#: so ``--task`` resolves the same way from a source checkout and from site-packages.
+DEFAULT_SHARED_DATA = Path("..") / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,11 @@ TASK_TYPES: dict[str, TaskType] = {
     for t in (
         TaskType("ner", "f1", True, "token-classification", ("token-classification",)),
         TaskType("pos", "accuracy", True, "token-classification", ("upos",)),
+        # The paper scores every task with F1: POS micro-F1 (= accuracy, one prediction per word), classification
+        # macro-F1. A registered task can choose another (``Task.main_metric``: accuracy for Dutch DBRD).
         TaskType(
             "classification",
-            "accuracy",
+            "macro_f1",
             False,
             "text-classification",
             ("text-classification", "cls", "topic", "sentiment", "news", "sib200", "afrisenti"),
@@ -77,8 +82,20 @@ def find_task_type(task_type: str | None = None, task: str | None = None) -> Tas
     return None
 
 
-def shared_data_dir() -> Path:
-    return Path(os.environ.get("ELIQUARE_SHARED_DATA", DEFAULT_SHARED_DATA))
+def shared_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The offline data copy: ``data_dir`` (``--data_dir``), else ``$ELIQUARE_SHARED_DATA``, else
+    ``../shared/data`` beside the working directory. An explicitly named directory must exist."""
+    explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_dir():
+            origin = "--data_dir" if data_dir is not None else f"${DATA_DIR_ENV}"
+            raise ConfigurationError(
+                f"The data directory {str(path)!r} ({origin}) does not exist. Point it at the offline copy of the "
+                "task data (the folder holding ud/, ner/, cls/), or unset it to use ../shared/data."
+            )
+        return path.resolve()
+    return (Path.cwd() / DEFAULT_SHARED_DATA).resolve()
 
 
 @dataclass(frozen=True)
@@ -98,14 +115,19 @@ class Task:
     text_column: str | None = None
     in_paper: bool = True
     note: str = ""
+    #: Why the offline copy is *not* the paper's data (empty: it is a copy of the paper's dataset).
+    local_differs: str = ""
+    #: The score that selects the checkpoint and fills the tables; empty = the task type's
+    #: (:data:`TASK_TYPES`: NER f1, POS accuracy = micro-F1, classification macro-F1).
+    main_metric: str = ""
 
-    @property
-    def main_metric(self) -> str:
-        return MAIN_METRIC[self.task_type]
+    def __post_init__(self):
+        if not self.main_metric:
+            object.__setattr__(self, "main_metric", MAIN_METRIC[self.task_type])
 
     def local_paths(self, root: str | os.PathLike | None = None) -> dict[str, str]:
         """Existing local split files under ``root`` (default: :func:`shared_data_dir`)."""
-        base = Path(root) if root is not None else shared_data_dir()
+        base = shared_data_dir(root)
         out = {}
         for split, rel in self.local_files.items():
             path = base / rel
@@ -176,6 +198,7 @@ TASKS: dict[str, Task] = {
             local_files={"validation": "ner/sl/dev.txt", "test": "ner/sl/test.txt"},
             note="WikiANN sl is not available offline; the local default is SSJ's MISC NER= tags "
             "(ner/sl, dev/test only, pooled and re-split 80/10/10).",
+            local_differs="SSJ NER tags, not WikiANN",
         ),
         _ud("sl", "Slovenian-SSJ", "ud/sl", hub_config="sl_ssj", note=_NO_TRAIN),
         # --- Swahili: news genre + NER
@@ -232,6 +255,7 @@ TASKS: dict[str, Task] = {
             hub_dataset="benjaminvdb/dbrd",
             hub_text_column="text",
             hub_label_column="label",
+            main_metric="accuracy",  # the paper reports accuracy for DBRD, F1 everywhere else
             note="No offline copy; nl_topic (SIB-200) is a local substitute.",
         ),
         _ud("nl", "Dutch-LassySmall", "ud/nl", hub_config="nl_lassysmall", note=_NO_TRAIN),
@@ -268,6 +292,7 @@ TASKS: dict[str, Task] = {
             "ud/hi",
             hub_config="hi_hdtb",
             note=_NO_TRAIN + " The offline HDTB files are the 2015 UD v1 release.",
+            local_differs="UD v1 (2015) release of HDTB",
         ),
         # --- Local substitutes (not in the paper)
         _ud(
@@ -326,3 +351,48 @@ def get_task(name: str) -> Task:
             f"Unknown task {name!r}. Known tasks: {', '.join(sorted(TASKS))}. "
             "Or leave --task out and pass --task_type with --train_file/--validation_file/--test_file."
         ) from None
+
+
+#: Provenance codes of an evaluation-table cell (``data_provenance(...)["code"]``).
+PROVENANCE_CODES = {
+    "H": "the paper's Hub dataset",
+    "L": "a local copy of the paper's dataset",
+    "S": "a substitute: not the paper's data",
+    "F": "the user's own files or dataset",
+    "R": "pooled dev+test (or all given splits) re-split 80/10/10, not the paper's split",
+    "?": "not recorded",
+}
+
+
+def data_provenance(task: Task | None, source: dict, split_strategy: str) -> dict:
+    """Where a run's data came from, and whether that differs from the paper.
+
+    ``source``: ``{"files": {split: path}, "explicit_splits": [...]}`` or ``{"dataset_name": …}`` (as
+    ``evaluation.finetune.resolve_data`` returns it); ``split_strategy``: ``"provided"`` or how missing splits were made.
+    Returns ``{"origin", "code", "resplit", "differs_from_paper", "description"}``; ``code`` is one letter of
+    :data:`PROVENANCE_CODES` (``+R`` appended when the splits were re-made).
+    """
+    if task is None or source.get("explicit_splits"):
+        origin, code, why = "custom", "F", "user files" if source.get("files") else "user dataset"
+    elif not task.in_paper:
+        origin, code, why = "substitute", "S", f"substitute task ({task.paper_dataset})"
+    elif "files" in source:
+        if task.local_differs:
+            origin, code, why = "substitute", "S", f"local substitute: {task.local_differs}"
+        else:
+            origin, code, why = "local_copy", "L", f"local copy of {task.paper_dataset}"
+    elif source.get("dataset_name") == task.hub_dataset:
+        origin, code, why = "hub", "H", f"{task.hub_dataset} (the paper's {task.paper_dataset})"
+    else:
+        origin, code, why = "custom", "F", f"dataset {source.get('dataset_name')!r}"
+    resplit = split_strategy != "provided"
+    if resplit:
+        code += "+R"
+        why += f"; {split_strategy}"
+    return {
+        "origin": origin,
+        "code": code,
+        "resplit": resplit,
+        "differs_from_paper": origin not in ("hub", "local_copy") or resplit,
+        "description": why,
+    }

@@ -321,6 +321,7 @@ class StudentCardInfo:
     global_steps: int | None = None
     per_device_train_batch_size: int | None = None
     gradient_accumulation_steps: int | None = None
+    global_batch_size: int | None = None
     learning_rate: float | None = None
     num_processes: int | None = None
     precision: str | None = None
@@ -399,6 +400,10 @@ class FinetunedCardInfo:
     num_train_epochs: float | None = None
     learning_rate: float | None = None
     per_device_train_batch_size: int | None = None
+    warmup_steps: float | None = None
+    main_metric: str | None = None  # the score that picked the checkpoint (the paper's per task)
+    data_provenance: str | None = None  # where the data came from (evaluation.tasks.data_provenance)
+    protocol_deviations: list[str] = field(default_factory=list)  # from the paper's fine-tuning protocol
     seed: int | None = None
     teacher: str | None = None  # from the inherited config.eliquare
     student_num_layers: int | None = None
@@ -446,6 +451,10 @@ class FinetunedCardInfo:
             "num_train_epochs": result.num_train_epochs,
             "learning_rate": result.learning_rate,
             "per_device_train_batch_size": result.per_device_train_batch_size,
+            "warmup_steps": result.warmup_steps,
+            "main_metric": result.main_metric,
+            "data_provenance": (result.data_provenance or {}).get("description"),
+            "protocol_deviations": list(result.protocol_deviations),
             "onnx": OnnxExportReport.of_model_dir(model_dir),
         }
         if results_file.is_file():
@@ -636,8 +645,9 @@ def render_student_card(info: StudentCardInfo, template_path: str | os.PathLike 
     if None in (per_device, accumulation, processes):
         effective_batch = f"{_show(per_device)} per device, gradient accumulation {_show(accumulation)}, {_show(processes)} processes"
     else:
+        global_batch = info.global_batch_size or per_device * accumulation * processes
         effective_batch = (
-            f"{per_device * accumulation * processes:,} sequences per step ({per_device} per device × "
+            f"global batch {global_batch:,} sequences per optimizer step ({per_device} per device × "
             f"{accumulation} accumulation × {processes} process{'es' if processes != 1 else ''})"
         )
     ce_positions = {True: "masked positions only", False: "every non-padding position"}.get(

@@ -220,8 +220,8 @@ def lr_section(study: Study) -> list[str]:
     lines.append(
         "Every model is fine-tuned with `examples/run_finetune.py` and the same settings: "
         + ", ".join(f"{k} = {v}" for k, v in protocol.items() if v is not None)
-        + "; the package's defaults otherwise (weight decay 0.01, warm-up capped at 10 %, best validation "
-        "epoch restored, SSJ dev+test pooled and re-split 80/10/10 with seed 42)."
+        + "; the package's defaults otherwise (weight decay 0.01, 500 warm-up steps unless `warmup_max_fraction` "
+        "caps them, best validation epoch restored, SSJ dev+test pooled and re-split 80/10/10 with seed 42)."
     )
     lines.append("")
     if ft.get("learning_rate") is not None:

@@ -67,7 +67,7 @@ def run_finetune_cell(cell: Cell, study: Study) -> dict:
         shutil.rmtree(work)
     work.parent.mkdir(parents=True, exist_ok=True)
     try:
-        run_logged(study, f"ft-{cell.name}", finetune_command(study, cell, str(work)))
+        run_logged(study, f"ft-{cell.name}", finetune_command(study, cell, str(work)), kind="finetune")
         results = json.loads((work / "all_results.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -30,12 +30,28 @@ def subprocess_env(study: Study) -> dict:
     return env
 
 
-def run_logged(study: Study, name: str, command: list[str]) -> None:
+def execution_mode(study: Study, kind: str) -> str:
+    """``subprocess`` or ``inprocess`` for cells of ``kind`` (``mlm``: the teacher and the from-scratch baselines; ``distill``; ``finetune``).
+
+    The config's ``execution`` is either one mode for every cell (``execution: inprocess``, the smoke
+    scale) or a mapping per kind (``execution: {finetune: inprocess}``, the cpu scale: its ~150 short
+    fine-tunings would otherwise spend ~10 s each importing torch and transformers); unnamed kinds run
+    as subprocesses.
+    """
+    mode = study.config.get("execution") or "subprocess"
+    if isinstance(mode, dict):
+        mode = mode.get(kind) or "subprocess"
+    if mode not in ("subprocess", "inprocess"):
+        raise ValueError(f"execution for {kind!r} must be 'subprocess' or 'inprocess', got {mode!r}")
+    return mode
+
+
+def run_logged(study: Study, name: str, command: list[str], kind: str) -> None:
     """Run ``command`` from the repository root, its output appended to ``<cache>/logs/<name>.log``.
 
-    ``execution: inprocess`` in the config (the smoke scale) runs the same command line inside this
-    process instead (same entry points and argv, no interpreter start-up: seconds instead of ~15 s a
-    cell); every other scale runs a subprocess, which a crash or an OOM cannot take the driver down with.
+    In ``inprocess`` mode (``execution_mode``) the same command line runs inside this process instead
+    (same entry points and argv, no interpreter start-up: seconds instead of ~10-15 s a cell); otherwise
+    a subprocess, which a crash or an OOM cannot take the driver down with.
     """
     log_dir = study.cache_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +59,7 @@ def run_logged(study: Study, name: str, command: list[str]) -> None:
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
-        if study.config.get("execution") == "inprocess":
+        if execution_mode(study, kind) == "inprocess":
             returncode = _run_inprocess(study, command, log)
         else:
             returncode = subprocess.run(

@@ -101,7 +101,7 @@ def run_distill_cell(cell: Cell, study: Study) -> dict:
     out = study.model_dir(cell)
     summary_file = out / "eliquare_run.json"
     if not (study.has_model(cell) and summary_file.is_file()):
-        run_logged(study, cell.name, distill_command(study, cell))
+        run_logged(study, cell.name, distill_command(study, cell), kind="distill")
     summary = json.loads(summary_file.read_text())
     for checkpoint in out.glob("checkpoint-*"):
         shutil.rmtree(checkpoint, ignore_errors=True)

@@ -107,5 +107,5 @@ def run_mlm_subprocess(study: Study, art: Path, mlm_spec: dict, name: str) -> di
     write_json_atomic(spec_file, mlm_spec)
     if result_file.exists():
         result_file.unlink()
-    run_logged(study, name, [sys.executable, "-m", "reproduction.mlm", str(spec_file), str(result_file)])
+    run_logged(study, name, [sys.executable, "-m", "reproduction.mlm", str(spec_file), str(result_file)], kind="mlm")
     return json.loads(result_file.read_text())

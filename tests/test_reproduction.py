@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from reproduction.cells import Cell, Study, config_key, write_json_atomic  # noqa: E402
 from reproduction.corpora import build_corpora  # noqa: E402
+from reproduction.runner import execution_mode  # noqa: E402
 
 
 def test_config_key_is_canonical_and_sensitive():
@@ -32,6 +33,22 @@ def test_result_with_a_stale_key_counts_as_pending(tmp_path):
     write_json_atomic(study.result_path(cell), {"key": cell.key, "result": {"v": 3}})
     assert study.result(cell)["result"] == {"v": 3}
     assert not list(study.result_path(cell).parent.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_execution_mode_is_one_mode_or_one_per_kind(tmp_path):
+    def study(execution):
+        return Study("t", {"execution": execution} if execution else {}, tmp_path / "r", tmp_path / "c", ROOT)
+
+    assert execution_mode(study(None), "finetune") == "subprocess"
+    assert execution_mode(study("inprocess"), "mlm") == "inprocess"
+    per_kind = study({"finetune": "inprocess"})
+    assert [execution_mode(per_kind, k) for k in ("mlm", "distill", "finetune")] == [
+        "subprocess",
+        "subprocess",
+        "inprocess",
+    ]
+    with pytest.raises(ValueError, match="'subprocess' or 'inprocess'"):
+        execution_mode(study({"finetune": "threads"}), "finetune")
 
 
 def test_corpora_drop_lines_holding_an_evaluation_sentence(tmp_path):

@@ -51,6 +51,7 @@ class Cell:
     cost_s: float = 0.0
     makes_model: bool = False
     blocked: bool = False  # waits for something other than a cell (e.g. the chosen learning rate)
+    waits_for: str = "the learning-rate choice"  # what a blocked cell waits for (--dry-run says it)
 
     @property
     def key(self) -> str:

@@ -22,7 +22,7 @@ from .runner import CellFailed, execute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-STAGES = ("teacher", "students", "finetune", "ablations", "tables")
+STAGES = ("teacher", "students", "finetune", "ablations", "narrow", "tables")
 _HELD_LOCK = None
 
 
@@ -137,7 +137,7 @@ def dry_run(study: Study, args) -> int:
         "the same kind have finished, else the config's)"
     )
     for c in pending:
-        why = " (waits for the learning-rate choice)" if c.blocked else ""
+        why = f" (waits for {c.waits_for})" if c.blocked else ""
         print(f"  {c.stage:10s} {c.name:44s} ~{costs[c.name] / 60:6.1f} min  key {c.key[:12]}{why}")
     return 0
 

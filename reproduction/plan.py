@@ -2,8 +2,8 @@
 
 Priority (what is worth having first if the compute runs out): the teacher; the basic students and
 both baselines; the learning-rate choice and Table 4's fine-tuning; the pre/post VocabReduce
-students and Table 5; the ablations (Tables 6 and 7). ``--stage`` filters by the stage label, the
-order stays this one.
+students and Table 5; the ablations (Tables 6 and 7); the narrow students (``narrow.py``). ``--stage``
+filters by the stage label, the order stays this one.
 
 Fine-tuning cells whose learning rate is to be chosen on validation data wait (``blocked``) until
 the selection cells are finished; the plan is rebuilt after every cell, so they become runnable in
@@ -17,6 +17,7 @@ import statistics
 
 from .cells import Cell, Study
 from .finetune import run_finetune_cell
+from .narrow import chosen_term, narrow_config, run_speed_cell
 from .students import run_copy_cell, run_distill_cell, run_scratch_cell
 from .teacher import run_teacher
 
@@ -41,7 +42,20 @@ def student_layers(study: Study) -> int:
     return int(study.config["distill"]["student_layers"])
 
 
-def distill_cell(study: Study, lang: str, variant: str, vocab: str, weights=None, temperature=None) -> Cell:
+def distill_cell(
+    study: Study,
+    lang: str,
+    variant: str,
+    vocab: str,
+    weights=None,
+    temperature=None,
+    shape: dict | None = None,
+    terms: dict | None = None,
+) -> Cell:
+    """One distillation. ``shape`` (student width flags, e.g. ``{"student_hidden_size": 128}``) and
+    ``terms`` (the optional loss terms, e.g. ``{"alpha_rel": 5, "relation_heads": 8}``) are passed to
+    ``run_distill.py`` as flags; they enter the spec (and so the key) only when given, so the paper's
+    students keep their keys."""
     d = study.config["distill"]
     weights = weights or d.get("loss_weights", [5.0, 2.0, 1.0])
     spec = {
@@ -59,10 +73,16 @@ def distill_cell(study: Study, lang: str, variant: str, vocab: str, weights=None
             k: v for k, v in d.items() if k not in ("student_layers", "corpus", "loss_weights", "temperature")
         },
     }
+    if shape:
+        spec["student_shape"] = dict(shape)
+    if terms:
+        spec["extra_terms"] = dict(terms)
     cost = study.config.get("cost", {})
     step_s = float(cost.get("distill_step_s", 1.0)) * (
         float(cost.get("pre_reduced_factor", 0.7)) if vocab == "pre" else 1.0
     )
+    if shape:
+        step_s *= float(cost.get("narrow_factor", 0.6))
     return Cell(
         stage="students",
         name=f"distil-{lang}-{variant}",
@@ -74,8 +94,9 @@ def distill_cell(study: Study, lang: str, variant: str, vocab: str, weights=None
     )
 
 
-def scratch_cell(study: Study, lang: str) -> Cell:
-    """MLM only from random initialisation, the student's architecture and the distillation's budget."""
+def scratch_cell(study: Study, lang: str, shape: dict | None = None, name: str | None = None) -> Cell:
+    """MLM only from random initialisation, the student's architecture and the distillation's budget.
+    ``shape`` overrides config fields of that architecture (the narrow students' from-scratch twin)."""
     d = study.config["distill"]
     teacher_model = study.config.get("scratch_model") or study.config["teacher"].get("model") or {}
     steps = int(d.get("max_steps") or d["scratch_max_steps"])
@@ -83,7 +104,7 @@ def scratch_cell(study: Study, lang: str) -> Cell:
         "kind": "scratch",
         "teacher_key": study.cells["teacher"].key,
         "lang": lang,
-        "model": {**teacher_model, "num_hidden_layers": student_layers(study)},
+        "model": {**teacher_model, "num_hidden_layers": student_layers(study), **(shape or {})},
         "train": {
             "max_steps": steps,
             "batch_size": int(d["batch_size"]),
@@ -102,7 +123,7 @@ def scratch_cell(study: Study, lang: str) -> Cell:
     cost = study.config.get("cost", {})
     return Cell(
         stage="students",
-        name=f"scratch-{lang}",
+        name=name or f"scratch-{lang}",
         spec=spec,
         run=run_scratch_cell,
         deps=["teacher"],
@@ -193,11 +214,13 @@ def finetune_cell(
     return cell
 
 
-def add_finetunes(study: Study, models_by_lang: dict[str, list[str]], seeds, lr, stage="finetune") -> None:
-    """Seed-major: every model and task once before the second seed, so a partial run is balanced."""
+def add_finetunes(study: Study, models_by_lang: dict[str, list[str]], seeds, lr, stage="finetune", tasks=None) -> None:
+    """Seed-major: every model and task once before the second seed, so a partial run is balanced.
+    ``tasks`` (language → tasks) defaults to the config's."""
+    tasks = tasks or study.config["tasks"]
     for seed in seeds:
         for lang, models in models_by_lang.items():
-            for task in study.config["tasks"][lang]:
+            for task in tasks[lang]:
                 for model in models:
                     name = f"ft-{model}-{task}-s{seed}"
                     if name not in study.cells:
@@ -251,3 +274,55 @@ def plan_cells(study: Study) -> None:
             study.add(cell)
     ablation_models = {lang: [f"distil-{lang}-pre-{s}" for s, _, _ in variants] for lang in langs}
     add_finetunes(study, ablation_models, ft.get("ablation_seeds", ft["seeds"]), lr, stage="ablations")
+
+    narrow_cells(study, lr)
+
+
+def narrow_cells(study: Study, lr: float | None) -> None:
+    """The narrow-student comparison (``narrow.py``), when the config has a ``narrow`` section."""
+    nw = narrow_config(study)
+    if not nw:
+        return
+    shape = dict(nw["student"])
+    langs = list(nw["tasks"])
+    speed = Cell(
+        stage="narrow",
+        name="narrow-speed",
+        spec={
+            "kind": "speed",
+            "teacher_key": study.cells["teacher"].key,
+            "student_layers": student_layers(study),
+            "student": shape,
+            "lang": langs[0],
+            "speed": {"batch_size": 32, "seq_length": 128, "repeats": 20, "threads": 1, **(nw.get("speed") or {})},
+        },
+        run=run_speed_cell,
+        deps=["teacher"],
+        cost_s=60,
+    )
+    study.add(speed)
+    for lang in langs:
+        for suffix, terms in (("half", None), *((f"half-{t}", flags) for t, flags in nw["terms"].items())):
+            cell = distill_cell(study, lang, suffix, "none", shape=shape, terms=terms)
+            cell.stage = "narrow"
+            study.add(cell)
+        best = chosen_term(study, lang)
+        full = distill_cell(study, lang, "full-best", "none", terms=nw["terms"][best] if best else None)
+        full.stage = "narrow"
+        if best is None:
+            full.spec["extra_terms"] = "the best term, not chosen yet"
+            full.blocked, full.waits_for = True, f"the choice of the best new term for {lang}"
+        else:
+            full.spec["best_term"] = best
+        study.add(full)
+        scratch = scratch_cell(study, lang, shape=shape, name=f"scratch-{lang}-half")
+        scratch.stage = "narrow"
+        study.add(scratch)
+    models = {
+        lang: [f"distil-{lang}-basic", f"distil-{lang}-half"]
+        + [f"distil-{lang}-half-{t}" for t in nw["terms"]]
+        + [f"distil-{lang}-full-best", f"scratch-{lang}-half"]
+        for lang in langs
+    }
+    seeds = nw.get("seeds") or study.config["finetune"]["seeds"]
+    add_finetunes(study, models, seeds, lr, stage="narrow", tasks=nw["tasks"])

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from .cells import Study
+from .narrow import chosen_term, narrow_config, term_losses
 from .plan import ablation_variants, chosen_learning_rate
 
 MODEL_TITLES = {
@@ -85,7 +86,7 @@ def status_section(study: Study) -> list[str]:
     lines.append("| stage | cells finished | pending | compute of the finished cells |")
     lines.append("|---|---:|---:|---:|")
     total = 0.0
-    for stage in ("teacher", "students", "finetune", "ablations"):
+    for stage in ("teacher", "students", "finetune", "ablations", "narrow"):
         cells = [c for c in study.cells.values() if c.stage == stage]
         done = [study.result(c) for c in cells]
         done = [d for d in done if d]
@@ -612,6 +613,111 @@ def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) 
     return lines
 
 
+def narrow_section(study: Study) -> list[str]:
+    """Issue 14: the narrow students against the paper's full-width student, with the goal's verdict."""
+    nw = narrow_config(study)
+    if not nw:
+        return []
+    seeds = nw.get("seeds") or study.config["finetune"]["seeds"]
+    tasks = [(lang, task) for lang, lang_tasks in nw["tasks"].items() for task in lang_tasks]
+    speed_result = study.result(study.cells["narrow-speed"])
+    speed = speed_result["result"] if speed_result else {}
+    shape = nw["student"]
+    lines = ["## Narrow students: half the width, the new loss terms (issue 14)", ""]
+    lines.append(
+        f"Students of {student_layers_text(study)} layers: the teacher's width ({teacher_width(study)}) or "
+        f"half of it (hidden {shape['hidden_size']}, {shape['num_attention_heads']} heads, FFN "
+        f"{shape['intermediate_size']}; weight-selected from the teacher), distilled with the same budget as "
+        "the Table 4 student, then fine-tuned with the same protocol. New terms: "
+        + "; ".join(f"`{t}` = {', '.join(f'{k} {v}' for k, v in flags.items())}" for t, flags in nw["terms"].items())
+        + "."
+    )
+    lines.append("")
+    choices = []
+    for lang in nw["tasks"]:
+        losses = term_losses(study, lang)
+        if losses is None:
+            choices.append(f"{lang}: pending")
+        else:
+            per = ", ".join(f"{t} {v:.3f}" for t, v in losses.items())
+            choices.append(f"{lang}: **{chosen_term(study, lang)}** (validation MLM loss {per})")
+    lines.append(
+        "Best new term per language (lower validation MLM loss of the narrow student): " + "; ".join(choices) + "."
+    )
+    lines.append("")
+    rows = [
+        ("full", "full width, triple loss (Table 4's student)", "distil-{lang}-basic"),
+        ("full", "full width, triple + best term", "distil-{lang}-full-best"),
+        ("narrow", "half width, triple loss", "distil-{lang}-half"),
+        *(("narrow", f"half width, triple + {t}", f"distil-{{lang}}-half-{t}") for t in nw["terms"]),
+        ("narrow", "half width, MLM only from random init", "scratch-{lang}-half"),
+    ]
+    full_speed = (speed.get("full") or {}).get("median_s")
+    lines.append(
+        "| student | parameters (non-embedding) | CPU inference speed-up | "
+        + " | ".join(task_label(t) for _, t in tasks)
+        + " |"
+    )
+    lines.append("|---|---:|---:|" + "---:|" * len(tasks))
+    reference = {task: mean_or_none(scores(study, f"distil-{lang}-basic", task, seeds)) for lang, task in tasks}
+    table = {}
+    for width, title, pattern in rows:
+        s_ = speed.get(width) or {}
+        params = f"{s_['parameters'] / 1e6:.2f} M ({s_['non_embedding_parameters'] / 1e6:.2f} M)" if s_ else "pending"
+        ratio = f"{full_speed / s_['median_s']:.2f}×" if s_ and full_speed else "pending"
+        cells = []
+        for lang, task in tasks:
+            values = scores(study, pattern.format(lang=lang), task, seeds)
+            table[(title, task)] = values
+            text = fmt(values, len(seeds))
+            if values and reference[task]:
+                text += f" ({100 * statistics.mean(values) / reference[task]:.0f} %)"
+            cells.append(text)
+        lines.append(f"| {title} | {params} | {ratio} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if speed:
+        setup = speed["setup"]
+        teacher_ratio = speed["teacher"]["median_s"] / full_speed if full_speed else None
+        lines.append(
+            f"Speed: encoders (no head) built from the teacher, {setup['batch']}, {setup['threads']} thread(s), "
+            f"median of {setup['repeats']} interleaved rounds (load average {setup['load_average_1min']:.1f}); "
+            f"full width {1000 * full_speed:.0f} ms, narrow {1000 * speed['narrow']['median_s']:.0f} ms, teacher "
+            f"{1000 * speed['teacher']['median_s']:.0f} ms ({teacher_ratio:.2f}× the full-width student's time). "
+            "Scores: test, % of the full-width triple-loss student's mean in parentheses."
+        )
+        lines.append("")
+    # The goal: the narrow student with the new losses keeps >= 95 % at >= 2x speed.
+    verdict = []
+    for lang, task in tasks:
+        best = chosen_term(study, lang)
+        values = table.get((f"half width, triple + {best}", task)) if best else None
+        if not values or not reference[task] or len(values) < len(seeds):
+            verdict.append(f"{task_label(task)}: pending")
+            continue
+        share = 100 * statistics.mean(values) / reference[task]
+        verdict.append(f"{task_label(task)} {share:.1f} % ({'met' if share >= 95 else 'not met'})")
+    narrow_ratio = full_speed / speed["narrow"]["median_s"] if speed and full_speed else None
+    lines.append(
+        "**Goal** (narrow student with the best new term ≥ 95 % of the full-width student's score at ≥ 2× its "
+        "speed): scores "
+        + "; ".join(verdict)
+        + "; speed "
+        + (f"{narrow_ratio:.2f}× ({'met' if narrow_ratio >= 2 else 'not met'})" if narrow_ratio else "pending")
+        + "."
+    )
+    lines.append("")
+    return lines
+
+
+def student_layers_text(study: Study) -> str:
+    return str(study.config["distill"]["student_layers"])
+
+
+def teacher_width(study: Study) -> str:
+    model = study.config["teacher"].get("model") or study.config.get("scratch_model") or {}
+    return f"hidden {model.get('hidden_size', '?')}"
+
+
 def write_report(study: Study) -> Path:
     path = report_path(study)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -646,6 +752,7 @@ def write_report(study: Study) -> Path:
             lines += [f"![Figure {number}]({fig_path.name})", ""]
         elif fig_path.exists():
             fig_path.unlink()
+    lines += narrow_section(study)
     text = "\n".join(lines).rstrip() + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -90,6 +90,12 @@ def distill_command(study: Study, cell: Cell) -> list[str]:
     for key in DISTILL_FLAGS:
         if d.get(key) is not None:
             args += [f"--{key}", str(d[key])]
+    # A narrow student (hidden_size / num_attention_heads / intermediate_size) and the optional loss terms
+    # (alpha_hidden, alpha_attn, alpha_rel, relation_heads, ...), as run_distill.py's flags.
+    for key, value in (spec.get("student_shape") or {}).items():
+        args += [f"--student_{key}", str(value)]
+    for key, value in (spec.get("extra_terms") or {}).items():
+        args += [f"--{key}", str(value)]
     if spec["corpus"] == "teacher_text":
         args += ["--train_file", language_text(study, spec["lang"])]
     elif spec["corpus"] != "wikipedia":  # wikipedia: run_distill's default corpus for --lang

@@ -129,9 +129,22 @@ def test_smoke_study_end_to_end_and_resume(tmp_path):
     basic = json.loads((results / "students" / "distil-sl-basic.json").read_text())["result"]
     assert pre["vocab_size"] < basic["vocab_size"] and pre["useful_tokens_per_s"] > 0
 
+    # the narrow stage (issue 14): the best term chosen on validation MLM loss, then used at full width
+    narrow = {p.stem: json.loads(p.read_text()) for p in (results / "narrow").glob("*.json")}
+    assert {"narrow-speed", "distil-sl-half", "distil-sl-half-rel", "scratch-sl-half"} <= set(narrow)
+    losses = {t: narrow[f"distil-sl-half-{t}"]["result"]["metrics"]["eval_loss_mlm"] for t in ("hidden", "rel")}
+    best = min(sorted(losses), key=losses.get)
+    full_best = narrow["distil-sl-full-best"]
+    assert full_best["spec"]["best_term"] == best and full_best["spec"]["extra_terms"]
+    assert narrow["distil-sl-half"]["result"]["student_parameters"] < basic["student_parameters"]
+    speed = narrow["narrow-speed"]["result"]
+    assert speed["narrow"]["hidden_size"] == 16 and speed["full"]["parameters"] > speed["narrow"]["parameters"]
+    assert "ft-scratch-sl-half-sl_pos-s1" in narrow and "ft-distil-sl-full-best-sl_pos-s1" in narrow
+
     report = (results / "RESULTS.md").read_text()
-    for heading in ("## Table 4", "## Table 5", "## Table 6", "## Table 7", "## Verdicts", "Wilcoxon"):
+    for heading in ("## Table 4", "## Table 5", "## Table 6", "## Table 7", "## Verdicts", "Wilcoxon", "## Narrow"):
         assert heading in report
+    assert f"sl: **{best}**" in report and "**Goal**" in report
     table4_row = next(line for line in report.splitlines() if line.startswith("| sl POS |"))
     assert "pending" not in table4_row
     assert (results / "figure4-smoke.png").stat().st_size > 0 and (results / "figure5-smoke.png").exists()

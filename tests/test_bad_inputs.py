@@ -90,19 +90,18 @@ def test_hub_id_while_offline_fails_fast(tmp_path, offline_flag, monkeypatch):
     assert time.monotonic() - started < 10, "must fail within seconds, not after the Hub client's retries"
     hub.hub_reachable.cache_clear()
 
+    # The same through the command line: exit code and message. Its speed is the in-process check above
+    # (a wall-clock bound on a subprocess would measure interpreter start-up, which depends on the load).
     env = subprocess_env(HF_HUB_OFFLINE=offline_flag, HF_DATASETS_OFFLINE=offline_flag)
-    started = time.monotonic()
     result = run_script(
         ["--teacher_model_name_or_path", "bert-base-multilingual-cased", "--lang", "sl", "--output_dir",
          tmp_path / "out", "--report_to", "none"], env=env,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
     assert result.returncode == EXIT_USER_ERROR, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert "needs the Hugging Face Hub" in message and "hf download bert-base-multilingual-cased" in message
     assert ("HF_HUB_OFFLINE=1" in message) == (offline_flag == "1")
-    assert elapsed < 45, f"took {elapsed:.0f} s (Python start-up included)"
 
 
 # ------------------------------------------------------------------ data

@@ -72,6 +72,17 @@ def task_label(task: str) -> str:
     return f"{lang} {kind.upper() if kind in ('pos', 'ner') else kind}"
 
 
+METRIC_TITLES = {"accuracy": "accuracy", "f1": "entity-level F1 (seqeval)", "macro_f1": "macro-F1"}
+
+
+def metric_names(study: Study) -> str:
+    """The main metric of each task of the study, from the package's task table (the one the runs used)."""
+    from hf_eliquare.evaluation.tasks import get_task
+
+    tasks = [task for _, task in all_tasks(study)]
+    return "; ".join(f"{task_label(t)}: {METRIC_TITLES.get(m, m)}" for t in tasks if (m := get_task(t).main_metric))
+
+
 def all_tasks(study: Study) -> list[tuple[str, str]]:
     return [(lang, task) for lang in study.config["languages"] for task in study.config["tasks"][lang]]
 
@@ -272,7 +283,7 @@ def table4(study: Study) -> tuple[list[str], dict]:
         lines.append(f"| {task_label(task)} | " + " | ".join(fmt(row[k], len(seeds)) for k in MODEL_TITLES) + " |")
     lines.append("")
     lines.append(
-        f"Test scores in % (POS: accuracy; NER: entity-level F1; topic: accuracy), mean ± sample std over "
+        f"Test scores in % ({metric_names(study)}), mean ± sample std over "
         f"seeds {seeds}. Student: half the teacher's layers (student layer n ← teacher layer 2n−1), distilled "
         "with the triple loss 5/2/1, τ = 2, on its language's part of the teacher's text."
     )

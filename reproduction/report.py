@@ -23,7 +23,7 @@ MODEL_TITLES = {
 }
 COMMANDS = {
     "smoke": "python -m reproduction --scale smoke",
-    "cpu": "ELIQUARE_REPRO_CACHE=/work/repro_cache nice -n 15 env PYTHONPATH=$PWD/src python -m reproduction --scale cpu",
+    "cpu": "ELIQUARE_REPRO_CACHE=/path/outside/git python -m reproduction --scale cpu",
     "gpu": "python -m reproduction --scale gpu",
 }
 

@@ -1,8 +1,10 @@
 """``python -m reproduction --scale smoke|cpu|gpu``: the paper's study as resumable cells.
 
 Stages, in order: ``teacher`` → ``students`` (distillations and baselines) → ``finetune`` (Tables 4
-and 5) → ``ablations`` (Tables 6 and 7, their distillations and fine-tuning) → ``tables`` (RESULTS.md,
-figures). Within a stage the cells run in the config's priority order. Finished cells are skipped.
+and 5) → ``ablations`` (Tables 6 and 7, their distillations and fine-tuning) → ``narrow`` (narrower
+students and the new loss terms, issue 14) → ``tables`` (RESULTS.md, figures). Within a stage the cells
+run in the config's priority order. Finished cells are skipped. ``--model-path CELL`` prints where a
+cell's model is (building it first when the cache lacks it), to use it outside the study.
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ def parse_args(argv):
         "--cache-dir", type=Path, help="Weights cache (default: $ELIQUARE_REPRO_CACHE/<scale> or ~/.cache/...)."
     )
     parser.add_argument("--keep-going", action="store_true", help="Go on with other cells after a failed one.")
+    parser.add_argument(
+        "--model-path",
+        metavar="CELL",
+        help="Print the model directory of CELL (e.g. distil-sl-basic), building it and its inputs into the "
+        "cache first when missing; for fine-tuning the study's models on other tasks.",
+    )
     return parser.parse_args(argv)
 
 
@@ -171,6 +179,41 @@ def lock_cache(cache_dir: Path):
     return handle
 
 
+def print_model_path(study: Study, name: str, log) -> int:
+    """Print the model directory of cell ``name``; when the cache lacks it, build it (and the models it
+    needs) first, under the cache's lock: a finished cell from its committed config, an unfinished one
+    by running it (which also writes its result)."""
+    from .runner import ensure_model
+
+    cell = study.cells.get(name)
+    if cell is None or not cell.makes_model:
+        models = sorted(c.name for c in study.cells.values() if c.makes_model)
+        raise UsageError(f"no model cell {name!r} in this scale; model cells: {', '.join(models)}")
+    if cell.blocked:
+        raise UsageError(f"{name} waits for {cell.waits_for}; run the study further first")
+
+    def build(cell_name: str) -> None:
+        c = study.cells[cell_name]
+        if study.done(c):
+            ensure_model(study, cell_name, log)
+            return
+        for dep in c.deps:
+            build(dep)
+        execute(study, c, log)
+
+    if not study.has_model(cell):
+        global _HELD_LOCK
+        _HELD_LOCK = lock_cache(study.cache_dir)
+        log(f"{name}: not in the cache {study.cache_dir}; building it (and what it needs) from its config")
+        try:
+            build(name)
+        except CellFailed as err:
+            log(f"[failed] {err}")
+            return 1
+    print(study.model_dir(cell))
+    return 0
+
+
 def _main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config(args.scale, args.config)
@@ -180,6 +223,11 @@ def _main(argv=None) -> int:
 
     def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    if args.model_path:  # stdout holds only the path: MODEL=$(python -m reproduction ... --model-path CELL)
+        return print_model_path(
+            study, args.model_path, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", file=sys.stderr)
+        )
 
     global _HELD_LOCK  # held until the process ends (or the next main() in the same process)
     _HELD_LOCK = None if args.stage == "tables" else lock_cache(study.cache_dir)

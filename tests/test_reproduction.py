@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, shared_path
@@ -168,6 +170,13 @@ def test_smoke_study_end_to_end_and_resume(tmp_path):
     assert len(_driver_lines(third, "rebuild")) == 1
     assert (results / "finetune" / "ft-copy-sl-sl_pos-s1.json").is_file()
 
+    # --model-path: a student's directory for use outside the study, rebuilt when the cache lost it.
+    for model_dir in (tmp_path / "cache").glob("distil-sl-basic-*/model"):
+        shutil.rmtree(model_dir)
+    where = _run_smoke(tmp_path, "--model-path", "distil-sl-basic")
+    path = Path(where.strip().splitlines()[-1])
+    assert path.name == "model" and (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
+
 
 @pytest.mark.parametrize("scale", ["cpu", "gpu"])
 def test_dry_run_lists_the_cells_of_every_scale(tmp_path, scale):
@@ -188,6 +197,18 @@ def test_unknown_scale_is_one_error_line(capsys):
     assert main(["--scale", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no config") and "Traceback" not in err
+
+
+def test_model_path_of_an_unknown_cell_is_one_error_line(tmp_path, capsys):
+    from reproduction.driver import main
+
+    argv = ["--scale", "smoke", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, "--model-path", "distil-xx-basic"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no model cell 'distil-xx-basic'") and "distil-sl-basic" in err
+    assert main([*argv, "--model-path", "distil-sl-full-best"]) == 2  # waits for the best-term choice
+    assert "waits for the choice of the best new term" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # nothing built, no lock taken
 
 
 def test_one_driver_per_cache(tmp_path):

@@ -128,9 +128,16 @@ def estimated_cost(study: Study, cell) -> float:
     if steps and cell.makes_model:  # a resumable MLM run: only the steps after its last checkpoint are left
         from .mlm import last_complete_checkpoint
 
-        checkpoint = last_complete_checkpoint(str(study.artifact_dir(cell) / "checkpoints"))
-        if checkpoint:
-            cost *= max(0.0, 1.0 - int(checkpoint.rsplit("-", 1)[1]) / int(steps))
+        def done_steps(work_dir: Path) -> int:
+            checkpoint = last_complete_checkpoint(str(work_dir))
+            return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+
+        art = study.artifact_dir(cell)
+        continued = (cell.spec.get("continuation") or {}).get("max_steps", 0)
+        finished_base = continued and (art / "base_mlm_result.json").is_file()
+        done = int(steps) if finished_base else done_steps(art / "checkpoints")
+        done += done_steps(art / "continuation-checkpoints") if continued else 0
+        cost *= max(0.0, 1.0 - done / (int(steps) + int(continued)))
     return cost
 
 

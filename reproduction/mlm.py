@@ -15,6 +15,9 @@ schedule, group-by-length batches).
 The vocabulary head is applied at the masked positions only (~15 % of the tokens): the same loss as
 ``BertForMaskedLM(labels=...)``, several times cheaper when the ``hidden × vocab`` decoder dominates.
 
+``init_from`` (a model directory) starts from those weights instead of a random initialisation: the second
+phase of a teacher whose first phase ended on the MLM loss plateau (fresh optimizer and schedule).
+
 Resumable: checkpoints go to ``work_dir`` every ``save_steps``; a new run resumes from the newest
 complete one (SIGKILL-safe, as the Trainer writes ``trainer_state.json`` last). The final model is
 written to a temporary directory and renamed to ``output_dir`` only when complete.
@@ -168,7 +171,15 @@ def pretrain(spec: dict) -> dict:
         max_position_embeddings=max_len,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = BertForMaskedLM(config)
+    if spec.get("init_from"):
+        model = BertForMaskedLM.from_pretrained(spec["init_from"])
+        for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+            if getattr(model.config, key) != getattr(config, key):
+                raise ValueError(
+                    f"init_from {spec['init_from']}: {key} {getattr(model.config, key)} != {getattr(config, key)}"
+                )
+    else:
+        model = BertForMaskedLM(config)
 
     work_dir = spec["work_dir"]
     os.makedirs(work_dir, exist_ok=True)

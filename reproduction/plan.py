@@ -27,7 +27,7 @@ MODEL_COST = {"teacher": 2.0}
 
 def teacher_cell(study: Study) -> Cell:
     teacher = copy.deepcopy(study.config["teacher"])
-    steps = teacher.get("train", {}).get("max_steps", 0)
+    steps = teacher.get("train", {}).get("max_steps", 0) + (teacher.get("continuation") or {}).get("max_steps", 0)
     return Cell(
         stage="teacher",
         name="teacher",

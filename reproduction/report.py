@@ -92,6 +92,14 @@ def all_tasks(study: Study) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------------------------------------
 
 
+def cell_compute_s(record: dict) -> float:
+    """A cell's compute: its wall time, or for MLM training the training seconds summed over every resumed
+    session (and both phases of a continued teacher)."""
+    result = record.get("result", {})
+    mlm_s = sum((result.get(k) or {}).get("train_seconds", 0) for k in ("mlm", "mlm_base"))
+    return mlm_s or record["wall_s"]
+
+
 def status_section(study: Study) -> list[str]:
     lines = ["## Status and compute", ""]
     lines.append("| stage | cells finished | pending | compute of the finished cells |")
@@ -101,7 +109,7 @@ def status_section(study: Study) -> list[str]:
         cells = [c for c in study.cells.values() if c.stage == stage]
         done = [study.result(c) for c in cells]
         done = [d for d in done if d]
-        seconds = sum(d.get("result", {}).get("mlm", {}).get("train_seconds", 0) or d["wall_s"] for d in done)
+        seconds = sum(cell_compute_s(d) for d in done)
         total += seconds
         lines.append(f"| {stage} | {len(done)} | {len(cells) - len(done)} | {seconds / 60:.1f} min |")
     lines.append(f"| **all** | | | **{total / 3600:.2f} h** |")
@@ -151,18 +159,44 @@ def teacher_section(study: Study) -> list[str]:
         f"warm-up steps, linear decay. Vocabulary: the real mBERT WordPiece vocabulary (`{spec['tokenizer']}`) cut to "
         f"the sub-words that occur (≥ {spec['vocab_min_count']} sentence) in the teacher's text."
     )
+    cont = spec.get("continuation")
+    if cont:
+        c = {**t, **cont}
+        lines.append("")
+        lines.append(
+            f"Then **continued** from those weights for {c['max_steps']} more steps (fresh AdamW, lr "
+            f"{c['learning_rate']}, {c['warmup_steps']} warm-up steps, linear decay, data-order and masking seed "
+            f"{c['seed']}): the first phase ended on the MLM loss plateau, where a teacher knows little "
+            "(`../shared/notes/teacher-pretraining-calibration.md`; the sl-only calibration run left it after "
+            "~1,100 steps, this five-language one had not after 3,200)."
+        )
     lines.append("")
     if result is None:
         lines += ["**Pending** (not finished yet; it resumes from its last checkpoint)." + checkpoint_note(study), ""]
         return lines
     r = result["result"]
     mlm = r["mlm"]
+    base = r.get("mlm_base")
+    steps = mlm["global_steps"] + (base["global_steps"] if base else 0)
+    seconds = mlm["train_seconds"] + (base["train_seconds"] if base else 0)
     lines.append(
         f"Parameters: {mlm['parameters']:,}; vocabulary {r['vocab']['kept_vocab_size']:,} of "
-        f"{r['vocab']['source_vocab_size']:,}; {mlm['global_steps']} steps in {mlm['train_seconds'] / 60:.1f} min "
+        f"{r['vocab']['source_vocab_size']:,}; {steps} steps in {seconds / 60:.1f} min "
         f"({mlm['useful_tokens_per_s']:.0f} useful tokens/s)."
     )
     lines.append("")
+    if base:
+        bo = base["validation_overall"]
+        lines.append(
+            f"After the first phase ({base['global_steps']} steps): validation MLM loss {bo['mlm_loss']:.3f}, "
+            f"masked-token accuracy {100 * bo['masked_token_accuracy']:.1f} % (all languages); "
+            + ", ".join(
+                f"{lang} {v['mlm_loss']:.2f} / {100 * v['masked_token_accuracy']:.1f} %"
+                for lang, v in base["validation"].items()
+            )
+            + ". The table below is the final (continued) teacher."
+        )
+        lines.append("")
     lines.append(
         "| language | text lines kept | lines dropped (contain an evaluation sentence) | train words | "
         "validation MLM loss (nats) | masked-token accuracy |"
@@ -181,11 +215,16 @@ def teacher_section(study: Study) -> list[str]:
         f"A uniform guess scores ln V = {mlm['uniform_guess_loss']:.2f} nats. Validation: held-out lines of each "
         "language (never trained on), masks fixed by seed, so the numbers compare across models."
     )
-    curve = mlm.get("loss_curve") or []
-    if curve:
-        marks = [p for p in curve if p["step"] % 500 == 0 or p is curve[-1]]
-        lines.append("")
-        lines.append("Training loss: " + ", ".join(f"step {p['step']}: {p['loss']:.2f}" for p in marks) + ".")
+    for title, run in (("first phase", base), ("continuation", mlm) if base else ("", mlm)):
+        curve = (run or {}).get("loss_curve") or []
+        if curve:
+            marks = [p for p in curve if p["step"] % 500 == 0 or p is curve[-1]]
+            lines.append("")
+            lines.append(
+                f"Training loss{' (' + title + ')' if title else ''}: "
+                + ", ".join(f"step {p['step']}: {p['loss']:.2f}" for p in marks)
+                + "."
+            )
     lines.append("")
     others = [lang for lang in r["corpus"]["languages"] if lang not in study.config["languages"]]
     if others:
@@ -210,17 +249,22 @@ def checkpoint_note(study: Study) -> str:
 
     from .mlm import ELAPSED_FILE, last_complete_checkpoint
 
-    checkpoint = last_complete_checkpoint(str(study.artifact_dir("teacher") / "checkpoints"))
+    art = study.artifact_dir("teacher")
+    spec = study.cells["teacher"].spec
+    phase, steps = "", spec["train"]["max_steps"]
+    checkpoint = last_complete_checkpoint(str(art / "checkpoints"))
+    if spec.get("continuation") and (art / "base_mlm_result.json").is_file():
+        phase, steps = " of the continuation", spec["continuation"]["max_steps"]
+        checkpoint = last_complete_checkpoint(str(art / "continuation-checkpoints"))
     if not checkpoint:
         return ""
-    steps = study.cells["teacher"].spec["train"]["max_steps"]
     with open(f"{checkpoint}/{ELAPSED_FILE}") as handle:
         elapsed = json.load(handle)
     with open(f"{checkpoint}/trainer_state.json") as handle:
         losses = [e["loss"] for e in json.load(handle).get("log_history", []) if "loss" in e]
     loss = f", training loss {losses[-1]:.2f}" if losses else ""
     return (
-        f" Progress in the cache that wrote this file: checkpoint at step {checkpoint.rsplit('-', 1)[1]} of "
+        f" Progress in the cache that wrote this file: checkpoint{phase} at step {checkpoint.rsplit('-', 1)[1]} of "
         f"{steps} after {elapsed['train_seconds'] / 60:.0f} min of training on a shared machine{loss}."
     )
 

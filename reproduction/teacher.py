@@ -73,6 +73,9 @@ def prepare_text_and_vocab(cell: Cell, study: Study) -> dict:
 
 
 def run_teacher(cell: Cell, study: Study) -> dict:
+    """Text + vocabulary, then MLM from random initialisation (``train``); with a ``continuation`` (train
+    settings over ``train``'s) a second phase from the first phase's weights, with a fresh optimizer and
+    schedule: the first phase's model is kept as ``base-model`` and its result as ``mlm_base``."""
     spec = cell.spec
     if spec["kind"] == "pretrained":
         return {"model": spec["name_or_path"], "note": "existing multilingual model, not trained here"}
@@ -81,29 +84,49 @@ def run_teacher(cell: Cell, study: Study) -> dict:
     art.mkdir(parents=True, exist_ok=True)
     prep = prepare_text_and_vocab(cell, study)
     text = teacher_text_dir(study, cell)
-    mlm_spec = {
+    common = {
         "tokenizer": str(art / "tokenizer"),
         "train_files": {lang: str(text / f"{lang}.train.txt") for lang in spec["corpora"]},
         "validation_files": {lang: str(text / f"{lang}.validation.txt") for lang in spec["corpora"]},
         "model": spec["model"],
-        "train": spec["train"],
-        "work_dir": str(art / "checkpoints"),
-        "output_dir": str(study.model_dir(cell)),
         "threads": study.config.get("threads"),
     }
-    mlm = run_mlm_subprocess(study, art, mlm_spec, cell.name)
-    return {
+    continuation = spec.get("continuation")
+    if not continuation:
+        mlm_spec = {**common, "train": spec["train"], "work_dir": str(art / "checkpoints")}
+        mlm = run_mlm_subprocess(study, art, {**mlm_spec, "output_dir": str(study.model_dir(cell))}, cell.name)
+        base = None
+    else:
+        base_dir, base_result = art / "base-model", art / "base_mlm_result.json"
+        if (base_dir / "model.safetensors").is_file() and base_result.is_file():
+            base = json.loads(base_result.read_text())
+        else:
+            base_spec = {**common, "train": spec["train"], "work_dir": str(art / "checkpoints")}
+            base = run_mlm_subprocess(study, art, {**base_spec, "output_dir": str(base_dir)}, cell.name)
+            write_json_atomic(base_result, base)
+        cont_spec = {
+            **common,
+            "train": {**spec["train"], **continuation},
+            "init_from": str(base_dir),
+            "work_dir": str(art / "continuation-checkpoints"),
+            "output_dir": str(study.model_dir(cell)),
+        }
+        mlm = run_mlm_subprocess(study, art, cont_spec, cell.name, prefix="continuation_")
+    result = {
         "corpus": prep["corpus"],
         "vocab": prep["vocab"],
         "mlm": mlm,
         "wall_s_this_session": round(time.time() - started, 1),
     }
+    if base is not None:
+        result["mlm_base"] = base
+    return result
 
 
-def run_mlm_subprocess(study: Study, art: Path, mlm_spec: dict, name: str) -> dict:
+def run_mlm_subprocess(study: Study, art: Path, mlm_spec: dict, name: str, prefix: str = "") -> dict:
     from .runner import run_logged
 
-    spec_file, result_file = art / "mlm_spec.json", art / "mlm_result.json"
+    spec_file, result_file = art / f"{prefix}mlm_spec.json", art / f"{prefix}mlm_result.json"
     write_json_atomic(spec_file, mlm_spec)
     if result_file.exists():
         result_file.unlink()

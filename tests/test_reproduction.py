@@ -123,6 +123,9 @@ def test_smoke_study_end_to_end_and_resume(tmp_path):
     validation = teacher["result"]["mlm"]["validation"]
     assert set(validation) == {"sl", "sw"} and all(v["masked_tokens"] > 0 for v in validation.values())
     assert teacher["result"]["corpus"]["languages"]["sw"]["lines_dropped_for_overlap"] > 0  # MasakhaNER sentences
+    # two phases: 6 steps from random initialisation, then 3 more from those weights (the config's continuation)
+    assert teacher["result"]["mlm_base"]["global_steps"] == 6 and teacher["result"]["mlm"]["global_steps"] == 3
+    assert set(teacher["result"]["mlm_base"]["validation"]) == {"sl", "sw"}
 
     ft = json.loads((results / "finetune" / "ft-distil-sl-basic-sl_pos-s1.json").read_text())
     assert ft["spec"]["learning_rate"] in (1.0e-3, 3.0e-3)  # chosen among the candidates

@@ -55,7 +55,13 @@ def finetune_command(study: Study, cell: Cell, output_dir: str) -> list[str]:
         "--save_total_limit",
         "1",
     ]
-    for key in ("max_train_samples", "max_eval_samples", "max_test_samples", "warmup_max_fraction"):
+    for key in (
+        "max_train_samples",
+        "max_eval_samples",
+        "max_test_samples",
+        "warmup_max_fraction",
+        "train_sampling_strategy",
+    ):
         if ft.get(key) is not None:
             args += [f"--{key}", str(ft[key])]
     return args

@@ -149,7 +149,16 @@ def copy_cell(study: Study, lang: str) -> Cell:
 
 def finetune_protocol(study: Study) -> dict:
     ft = study.config["finetune"]
-    keep = ("epochs", "batch_size", "max_seq_length", "max_train_samples", "max_eval_samples", "max_test_samples")
+    keep = (
+        "epochs",
+        "batch_size",
+        "max_seq_length",
+        "max_train_samples",
+        "max_eval_samples",
+        "max_test_samples",
+        "warmup_max_fraction",
+        "train_sampling_strategy",
+    )
     return {k: ft[k] for k in keep if ft.get(k) is not None}
 
 

@@ -194,6 +194,27 @@ def test_dry_run_lists_the_cells_of_every_scale(tmp_path, scale):
     assert "distil-sw-pre-t0.5" in names and "ft-distil-sw-pre-t4-sw_topic-s2" in names
 
 
+def test_every_finetune_setting_of_the_config_reaches_the_command(tmp_path):
+    """The protocol in the cell spec is what the fine-tuning command gets: a config key the command
+    silently drops (as warmup_max_fraction once was) would run another protocol than RESULTS.md states."""
+    from reproduction.driver import build_study, load_config
+    from reproduction.finetune import finetune_command
+
+    study = build_study("cpu", load_config("cpu", None), tmp_path / "r", tmp_path / "c")
+    cell = study.cells["lr-teacher-sl_pos-s1-lr0.0001"]
+    command = finetune_command(study, cell, str(tmp_path / "out"))
+    flags = {
+        arg: (command[i + 1] if i + 1 < len(command) and not command[i + 1].startswith("--") else True)
+        for i, arg in enumerate(command)
+        if arg.startswith("--")
+    }
+    ft = study.config["finetune"]
+    assert flags["--warmup_max_fraction"] == str(ft["warmup_max_fraction"]) == "0.1"
+    assert flags["--train_sampling_strategy"] == "group_by_length"
+    assert flags["--max_train_samples"] == "1000" and flags["--num_train_epochs"] == str(ft["epochs"])
+    assert flags["--learning_rate"] == "0.0001" and flags["--task"] == "sl_pos"
+
+
 def test_unknown_scale_is_one_error_line(capsys):
     from reproduction.driver import main
 

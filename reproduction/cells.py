@@ -38,6 +38,16 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def table4_models(lang: str) -> dict[str, str]:
+    """Table 4's models for ``lang``: role → cell name (the teacher, the distilled student, both baselines)."""
+    return {
+        "teacher": "teacher",
+        "basic": f"distil-{lang}-basic",
+        "scratch": f"scratch-{lang}",
+        "copy": f"copy-{lang}",
+    }
+
+
 @dataclass
 class Cell:
     """One run. ``spec`` is everything that defines its result (hashed); ``deps`` the names of the cells

@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 import statistics
 
-from .cells import Cell, Study
+from .cells import Cell, Study, table4_models
 from .finetune import run_finetune_cell
+from .intrinsic import mlm_eval_cell
 from .narrow import chosen_term, narrow_config, run_speed_cell
 from .students import run_copy_cell, run_distill_cell, run_scratch_cell
 from .teacher import run_teacher
@@ -262,12 +263,15 @@ def plan_cells(study: Study) -> None:
     for lang in langs:
         study.add(scratch_cell(study, lang))
         study.add(copy_cell(study, lang))
+    if study.cells["teacher"].spec["kind"] == "pretrain":  # held-out text of the teacher's own corpus
+        for lang in langs:
+            study.add(mlm_eval_cell(study, lang))
 
     for cell in lr_selection_cells(study):
         study.add(cell)
     lr = chosen_learning_rate(study)
     ft = cfg["finetune"]
-    table4 = {lang: ["teacher", f"distil-{lang}-basic", f"scratch-{lang}", f"copy-{lang}"] for lang in langs}
+    table4 = {lang: list(table4_models(lang).values()) for lang in langs}
     add_finetunes(study, table4, ft["seeds"], lr)
 
     for lang in langs:

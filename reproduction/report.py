@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from .cells import Study
+from .cells import Study, table4_models
 from .narrow import chosen_term, narrow_config, term_losses
 from .plan import ablation_variants, chosen_learning_rate
 
@@ -316,13 +316,7 @@ def table4(study: Study) -> tuple[list[str], dict]:
     lines.append("|---|" + "---:|" * len(MODEL_TITLES))
     data = {}
     for lang, task in all_tasks(study):
-        models = {
-            "teacher": "teacher",
-            "basic": f"distil-{lang}-basic",
-            "scratch": f"scratch-{lang}",
-            "copy": f"copy-{lang}",
-        }
-        row = {k: scores(study, m, task, seeds) for k, m in models.items()}
+        row = {k: scores(study, m, task, seeds) for k, m in table4_models(lang).items()}
         data[task] = row
         lines.append(f"| {task_label(task)} | " + " | ".join(fmt(row[k], len(seeds)) for k in MODEL_TITLES) + " |")
     lines.append("")
@@ -333,6 +327,41 @@ def table4(study: Study) -> tuple[list[str], dict]:
     )
     lines.append("")
     return lines, data
+
+
+def intrinsic_section(study: Study) -> list[str]:
+    """Table 4's models on one ground: masked-token loss on each language's held-out text (``intrinsic.py``)."""
+    langs = [lang for lang in study.config["languages"] if f"mlm-{lang}" in study.cells]
+    if not langs:
+        return []
+    results = {lang: study.result(f"mlm-{lang}") for lang in langs}
+    maskings = study.cells[f"mlm-{langs[0]}"].spec["maskings"]
+    lines = ["### Masked-token loss on held-out text", ""]
+    lines.append("| model | " + " | ".join(f"{lang}, {m}: loss / accuracy" for m in maskings for lang in langs) + " |")
+    lines.append("|---|" + "---:|" * (len(maskings) * len(langs)))
+    for key, title in MODEL_TITLES.items():
+        cells = []
+        for masking in maskings:
+            for lang in langs:
+                scores = ((results[lang] or {}).get("result") or {}).get("scores", {}).get(masking, {})
+                score = scores.get(table4_models(lang)[key])
+                cells.append(
+                    f"{score['mlm_loss']:.3f} / {100 * score['masked_token_accuracy']:.1f} %" if score else "pending"
+                )
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    guess = next((r["result"]["uniform_guess_loss"] for r in results.values() if r), None)
+    lines += [
+        "",
+        "Each language's held-out lines of the teacher's text (never trained on by any of these models), the same "
+        "masks for every model (15 %, 80/10/10, the teacher's last seed). *uniform*: BERT's masking, the "
+        f"teacher's own (its row repeats its validation loss above); *distillation*: DistilBERT's smoothing "
+        f"{maskings.get('distillation', 0.7):g} (weights from the language's training-text counts), which masks rare "
+        "tokens more often — the masking the students' MLM term was trained on. A model trained on one masking "
+        "learns its prior over masked words, so each favours its own kind of model; the fine-tuning tables are "
+        "the judge." + (f" A uniform guess scores {guess:.2f} nats." if guess else ""),
+        "",
+    ]
+    return lines
 
 
 def paired(study: Study, model_a, model_b, seeds) -> tuple[list[float], list[float]]:
@@ -799,7 +828,7 @@ def write_report(study: Study) -> Path:
     t6_lines, t6 = ablation_table(study, "weights")
     t7_lines, t7 = ablation_table(study, "tau")
     lines += verdicts(study, t4, tests, t5, t6, t7)
-    lines += t4_lines + w_lines + t5_lines
+    lines += t4_lines + intrinsic_section(study) + w_lines + t5_lines
     for table_lines, kind, data, number in ((t6_lines, "weights", t6, 4), (t7_lines, "tau", t7, 5)):
         lines += table_lines
         fig_path = path.parent / f"figure{number}-{study.scale}.png"

@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from .cells import Cell, Study, write_json_atomic
@@ -135,7 +136,13 @@ def execute(study: Study, cell: Cell, log) -> dict:
         ensure_model(study, dep, log)
     started = time.time()
     log(f"[run] {cell.stage}/{cell.name} (key {cell.key[:12]}, estimated {cell.cost_s / 60:.1f} min)")
-    result = cell.run(cell, study)
+    try:
+        result = cell.run(cell, study)
+    except CellFailed:
+        raise
+    except Exception as err:  # an in-process cell's error fails the cell, not the driver (--keep-going)
+        log("".join(traceback.format_exception(err)).rstrip())
+        raise CellFailed(f"{cell.name}: {type(err).__name__}: {err}") from err
     record = {
         "key": cell.key,
         "name": cell.name,

@@ -72,6 +72,12 @@ def prepare_text_and_vocab(cell: Cell, study: Study) -> dict:
     return prep
 
 
+def final_train_settings(spec: dict) -> dict:
+    """The training settings of the teacher's last phase (``continuation`` over ``train``): its seed also
+    fixed the masks of the recorded validation loss."""
+    return {**spec["train"], **(spec.get("continuation") or {})}
+
+
 def run_teacher(cell: Cell, study: Study) -> dict:
     """Text + vocabulary, then MLM from random initialisation (``train``); with a ``continuation`` (train
     settings over ``train``'s) a second phase from the first phase's weights, with a fresh optimizer and
@@ -106,7 +112,7 @@ def run_teacher(cell: Cell, study: Study) -> dict:
             write_json_atomic(base_result, base)
         cont_spec = {
             **common,
-            "train": {**spec["train"], **continuation},
+            "train": final_train_settings(spec),
             "init_from": str(base_dir),
             "work_dir": str(art / "continuation-checkpoints"),
             "output_dir": str(study.model_dir(cell)),

@@ -127,6 +127,13 @@ def test_smoke_study_end_to_end_and_resume(tmp_path):
     assert teacher["result"]["mlm_base"]["global_steps"] == 6 and teacher["result"]["mlm"]["global_steps"] == 3
     assert set(teacher["result"]["mlm_base"]["validation"]) == {"sl", "sw"}
 
+    # Table 4's models on one ground: the teacher's row repeats its recorded validation (same text, same masks)
+    intrinsic = json.loads((results / "finetune" / "mlm-sl.json").read_text())["result"]["scores"]
+    assert set(intrinsic) == {"uniform", "distillation"}
+    assert set(intrinsic["uniform"]) == {"teacher", "distil-sl-basic", "scratch-sl", "copy-sl"}
+    assert intrinsic["uniform"]["teacher"]["mlm_loss"] == validation["sl"]["mlm_loss"]
+    assert len({v["masked_tokens"] for v in intrinsic["distillation"].values()}) == 1
+
     ft = json.loads((results / "finetune" / "ft-distil-sl-basic-sl_pos-s1.json").read_text())
     assert ft["spec"]["learning_rate"] in (1.0e-3, 3.0e-3)  # chosen among the candidates
     assert 0.0 <= ft["result"]["test_metrics"]["accuracy"] <= 1.0

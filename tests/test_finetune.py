@@ -331,7 +331,10 @@ def _check_run(out_dir: Path, task_type: str):
 @needs_shared
 def test_end_to_end_sl_pos_dev_test_only(tmp_path, tiny_model):
     main = _load_script("run_finetune").main
-    res = main(_common(tmp_path, tiny_model, "sl_pos", "--task", "sl_pos"))
+    # length-grouped training batches (the study's setting): evaluation must still score the right words
+    res = main(
+        _common(tmp_path, tiny_model, "sl_pos", "--task", "sl_pos", "--train_sampling_strategy", "group_by_length")
+    )
     res = _check_run(tmp_path / "sl_pos", "pos")
     assert res["splits"]["strategy"].startswith("pooled validation+test")
     assert res["splits"]["sizes"] == {"train": 2026, "validation": 253, "test": 253}
@@ -345,6 +348,38 @@ def test_end_to_end_sl_pos_dev_test_only(tmp_path, tiny_model):
     # a finished output directory is never overwritten by accident
     with pytest.raises(OutputDirError, match="--overwrite_output_dir"):
         main(_common(tmp_path, tiny_model, "sl_pos", "--task", "sl_pos"))
+
+
+def test_evaluation_keeps_dataset_order_with_length_grouped_training(tmp_path):
+    """transformers 5 length-groups evaluation batches too under ``group_by_length``; the fine-tuning
+    metrics match predictions to examples by position, so evaluation must stay in dataset order."""
+    import torch
+    from datasets import Dataset
+    from transformers import BertConfig, BertForTokenClassification, TrainingArguments
+
+    from hf_eliquare.evaluation.trainer import InOrderEvalTrainer
+
+    lengths = [3, 17, 5, 30, 2, 11, 8, 25, 4, 19, 6, 13] * 3
+    dataset = Dataset.from_list([{"input_ids": [1000 + i] * n} for i, n in enumerate(lengths)])
+
+    def pad(features):  # row i is made of token 1000 + i
+        width = max(len(f["input_ids"]) for f in features)
+        return {"input_ids": torch.tensor([f["input_ids"] + [0] * (width - len(f["input_ids"])) for f in features])}
+
+    model = BertForTokenClassification(
+        BertConfig(vocab_size=2000, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_eval_batch_size=4,
+        train_sampling_strategy="group_by_length",
+        report_to="none",
+        use_cpu=True,
+    )
+    trainer = InOrderEvalTrainer(model=model, args=args, eval_dataset=dataset, data_collator=pad)
+    for loader in (trainer.get_eval_dataloader(), trainer.get_test_dataloader(dataset)):
+        order = [int(row[0]) - 1000 for batch in loader for row in batch["input_ids"]]
+        assert order == list(range(len(lengths)))
 
 
 @needs_shared

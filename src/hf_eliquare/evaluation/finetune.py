@@ -415,9 +415,10 @@ def run_finetune(
     """Fine-tune, pick the best validation checkpoint, score the test split; returns the
     :class:`~hf_eliquare.runs.FinetuneResult` (also written to ``<output_dir>/all_results.json``)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, Trainer
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     from ..loading import load_model
+    from .trainer import InOrderEvalTrainer
 
     start = time.time()
     tokenizer = check_start(model_args, data_args, training_args)
@@ -445,7 +446,7 @@ def run_finetune(
         if training_args.metric_for_best_model in (None, "main", "eval_main"):
             changes.update(metric_for_best_model=main_metric, greater_is_better=True)
         args = dataclasses.replace(training_args, **changes)  # the caller's arguments stay untouched
-        trainer = Trainer(
+        trainer = InOrderEvalTrainer(
             model=model,
             args=args,
             train_dataset=features["train"],

@@ -304,8 +304,18 @@ def lr_section(study: Study) -> list[str]:
                 row.append("pending")
         lines.append(f"| {task_label(task)} (validation) | " + " | ".join(row) + " |")
     lines.append("")
-    lines.append(f"Chosen: **{chosen:g}**." if chosen is not None else "Chosen: pending.")
-    lines.append("")
+    if chosen is None:
+        lines += ["Chosen: pending.", ""]
+        return lines
+    candidates = sorted(float(lr) for lr in ft["lr_candidates"])
+    edge = ""
+    if len(candidates) > 1 and chosen in (candidates[0], candidates[-1]):
+        side = "largest" if chosen == candidates[-1] else "smallest"
+        edge = (
+            f" It is the {side} candidate: a rate beyond the grid may score higher still, for every model alike "
+            "(the comparison between models is what the tables are for)."
+        )
+    lines += [f"Chosen: **{chosen:g}**.{edge}", ""]
     return lines
 
 

@@ -396,9 +396,11 @@ def wilcoxon_line(name: str, a: list[float], b: list[float]) -> tuple[str, float
     diffs = [x - y for x, y in zip(a, b)]
     if all(d == 0 for d in diffs):
         return f"| {name} | {len(a)} | all differences 0 | |", 1.0
-    test = wilcoxon(a, b, alternative="less")
+    test = wilcoxon(a, b, alternative="less")  # zero_method "wilcox": tied pairs are left out of the ranks
+    ties = sum(d == 0 for d in diffs)
+    pairs = f"{len(a)} ({ties} tied, left out)" if ties else f"{len(a)}"
     return (
-        f"| {name} | {len(a)} | {statistics.mean(diffs):+.2f} | {test.pvalue:.3g} |",
+        f"| {name} | {pairs} | {statistics.mean(diffs):+.2f} | {test.pvalue:.3g} |",
         float(test.pvalue),
     )
 

@@ -700,13 +700,33 @@ def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) 
     else:
         lines.append("4. **Best temperature**: pending (Table 7 incomplete).")
     lines.append("")
-    lines.append(
-        "Scale limits: a 4-layer teacher pretrained for about an hour on ~1.5 M words (not mBERT on Wikipedia), "
-        "short distillations and short fine-tuning (see the configs). The verdicts are about this setting; "
-        "`--scale gpu` runs the paper's."
-    )
+    lines.append(scale_limits(study))
     lines.append("")
     return lines
+
+
+def scale_limits(study: Study) -> str:
+    """What the verdicts are about: the teacher as trained (from its cell result) and the short runs."""
+    teacher = study.result("teacher")
+    spec = study.cells["teacher"].spec
+    if spec["kind"] != "pretrain" or teacher is None:
+        what = f"the teacher `{spec.get('name_or_path', 'teacher')}`"
+    else:
+        r, m = teacher["result"], spec["model"]
+        runs = [r["mlm"]] + ([r["mlm_base"]] if r.get("mlm_base") else [])
+        words = sum(lang["train_words"] for lang in r["corpus"]["languages"].values())
+        hours = sum(run["train_seconds"] for run in runs) / 3600
+        what = (
+            f"a {m['num_hidden_layers']}-layer, hidden-{m['hidden_size']} teacher pretrained here for "
+            f"{sum(run['global_steps'] for run in runs):,} steps ({hours:.1f} h) on {words / 1e6:.1f} M words, "
+            f"still weak (validation MLM loss {r['mlm']['validation_overall']['mlm_loss']:.2f} nats, "
+            f"{100 * r['mlm']['validation_overall']['masked_token_accuracy']:.0f} % of masked tokens right; "
+            "not mBERT on Wikipedia)"
+        )
+    return (
+        f"Scale limits: {what}, short distillations and short fine-tuning (see the configs). The verdicts are "
+        "about this setting; `--scale gpu` runs the paper's."
+    )
 
 
 def narrow_section(study: Study) -> list[str]:

@@ -23,6 +23,17 @@ def model_path(study: Study, model_cell: str) -> str:
     return str(study.model_dir(model_cell))
 
 
+#: ``finetune`` config keys passed to run_finetune.py as they are (when set), besides epochs, batch size and
+#: sequence length; the cell's protocol keeps exactly these, so no config key can be dropped on the way.
+OPTIONAL_FLAGS = (
+    "max_train_samples",
+    "max_eval_samples",
+    "max_test_samples",
+    "warmup_max_fraction",
+    "train_sampling_strategy",
+)
+
+
 def finetune_command(study: Study, cell: Cell, output_dir: str) -> list[str]:
     spec = cell.spec
     ft = spec["protocol"]
@@ -55,13 +66,7 @@ def finetune_command(study: Study, cell: Cell, output_dir: str) -> list[str]:
         "--save_total_limit",
         "1",
     ]
-    for key in (
-        "max_train_samples",
-        "max_eval_samples",
-        "max_test_samples",
-        "warmup_max_fraction",
-        "train_sampling_strategy",
-    ):
+    for key in OPTIONAL_FLAGS:
         if ft.get(key) is not None:
             args += [f"--{key}", str(ft[key])]
     return args

@@ -4,9 +4,10 @@ The distillation's own validation loss cannot be set beside the teacher's: it ma
 smoothing (rare tokens more often, a harder test) on the distillation's validation split, while the
 teacher and the MLM-only baseline were validated with uniform masking on the held-out lines of the
 teacher's text. This cell scores the teacher, the distilled student, the MLM-only baseline and the
-2n−1 copy on one ground: each language's held-out lines, masked exactly as the teacher's validation
-(:func:`reproduction.mlm.evaluate_mlm`, uniform masking, the teacher's seed), so its teacher row equals the
-teacher's recorded validation loss — a check that the numbers are comparable.
+2n−1 copy on one ground: each language's held-out lines with the same masks for every model
+(:func:`reproduction.mlm.evaluate_mlm`, the teacher's last seed), under two maskings: BERT's uniform one — the
+teacher's own validation, so its teacher row equals the recorded validation loss, a check that the numbers
+compare — and DistilBERT's smoothed one, which the students' MLM term was trained on.
 
 The VocabReduce students (pre, post) are not scored here: with a cut vocabulary the same text tokenises
 differently (unknown words), so their masked positions and softmax differ.

@@ -16,7 +16,7 @@ import copy
 import statistics
 
 from .cells import Cell, Study, table4_models
-from .finetune import run_finetune_cell
+from .finetune import OPTIONAL_FLAGS, run_finetune_cell
 from .intrinsic import mlm_eval_cell
 from .narrow import chosen_term, narrow_config, run_speed_cell
 from .students import run_copy_cell, run_distill_cell, run_scratch_cell
@@ -150,16 +150,7 @@ def copy_cell(study: Study, lang: str) -> Cell:
 
 def finetune_protocol(study: Study) -> dict:
     ft = study.config["finetune"]
-    keep = (
-        "epochs",
-        "batch_size",
-        "max_seq_length",
-        "max_train_samples",
-        "max_eval_samples",
-        "max_test_samples",
-        "warmup_max_fraction",
-        "train_sampling_strategy",
-    )
+    keep = ("epochs", "batch_size", "max_seq_length", *OPTIONAL_FLAGS)
     return {k: ft[k] for k in keep if ft.get(k) is not None}
 
 

@@ -42,6 +42,15 @@ def load_config(scale: str, path: str | None) -> dict:
     missing = [k for k in ("teacher", "languages", "tasks", "distill", "finetune") if k not in (config or {})]
     if missing:
         raise UsageError(f"config {config_path} lacks {', '.join(missing)} (see reproduction/configs/cpu.yaml)")
+    ablation_tasks = (config.get("ablations") or {}).get("tasks") or {}
+    unknown = [
+        f"{lang}: {t}" for lang, ts in ablation_tasks.items() for t in ts if t not in config["tasks"].get(lang, [])
+    ]
+    if unknown:
+        raise UsageError(
+            f"config {config_path}: ablations.tasks names {', '.join(unknown)}, not a task of the study "
+            f"(tasks: {config['tasks']}); list a subset of `tasks`"
+        )
     return config
 
 

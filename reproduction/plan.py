@@ -228,6 +228,16 @@ def add_finetunes(study: Study, models_by_lang: dict[str, list[str]], seeds, lr,
                         study.add(finetune_cell(study, model, task, seed, lr, stage=stage))
 
 
+def ablation_tasks(study: Study) -> dict[str, list[str]]:
+    """Language → the tasks the ablation students are fine-tuned on: ``ablations.tasks`` of the config
+    (a subset of ``tasks``, checked by ``driver.load_config``), else every task of the study. A task on
+    which every model scores the same (e.g. 0) at a scale cannot rank the ablations and may be left out."""
+    chosen = (study.config.get("ablations") or {}).get("tasks")
+    if not chosen:
+        return study.config["tasks"]
+    return {lang: list(chosen.get(lang, [])) for lang in study.config["languages"]}
+
+
 def ablation_variants(study: Study) -> list[tuple[str, list[float] | None, float | None]]:
     """(suffix, loss weights, temperature) of the Table 6 / Table 7 students other than the pre student
     itself (= 5/2/1 at τ = 2)."""
@@ -277,7 +287,14 @@ def plan_cells(study: Study) -> None:
             cell.stage = "ablations"
             study.add(cell)
     ablation_models = {lang: [f"distil-{lang}-pre-{s}" for s, _, _ in variants] for lang in langs}
-    add_finetunes(study, ablation_models, ft.get("ablation_seeds", ft["seeds"]), lr, stage="ablations")
+    add_finetunes(
+        study,
+        ablation_models,
+        ft.get("ablation_seeds", ft["seeds"]),
+        lr,
+        stage="ablations",
+        tasks=ablation_tasks(study),
+    )
 
     narrow_cells(study, lr)
 

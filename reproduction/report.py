@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cells import Study, table4_models
 from .narrow import chosen_term, narrow_config, term_losses
-from .plan import ablation_variants, chosen_learning_rate
+from .plan import ablation_tasks, ablation_variants, chosen_learning_rate
 
 MODEL_TITLES = {
     "teacher": "teacher",
@@ -490,7 +490,7 @@ def ablation_table(study: Study, kind: str) -> tuple[list[str], dict]:
         for t in ab.get("temperatures", []):
             rows.append((f"τ = {float(t):g}", None if float(t) == base_t else suffix_of[(None, float(t))]))
         title = "## Table 7: temperature τ, pre-VocabReduce student"
-    tasks = all_tasks(study)
+    tasks = [(lang, task) for lang, ts in ablation_tasks(study).items() for task in ts]
     lines = [title, ""]
     lines.append(
         "| "
@@ -514,8 +514,48 @@ def ablation_table(study: Study, kind: str) -> tuple[list[str], dict]:
     lines.append(
         f"Seeds {seeds}; the row with the paper's setting (5/2/1, τ = 2) is the pre-VocabReduce student of Table 5."
     )
+    for lang, task in all_tasks(study):
+        if (lang, task) not in tasks:
+            t4 = {
+                name: mean_or_none(scores(study, model, task, ft["seeds"]))
+                for name, model in table4_models(lang).items()
+            }
+            shown = ", ".join(f"{name} {m:.2f}" for name, m in t4.items() if m is not None)
+            lines.append(
+                f"Not fine-tuned for the ablations (the config's `ablations.tasks`): {task_label(task)}"
+                + (f", where Table 4's models score {shown}" if shown else "")
+                + "."
+            )
+    resolved = resolvable_difference(data)
+    if resolved is not None:
+        per_task = ", ".join(
+            f"{task_label(t)} ~{d:.2f}" for _, t in tasks if (d := resolvable_difference(data, t)) is not None
+        )
+        lines.append(
+            f"Seed noise: two rows' means differ beyond noise only by more than ~{resolved:.2f} points ({per_task} "
+            "on one task): twice the standard error of the difference, from each task's seed std pooled over the rows."
+        )
     lines.append("")
     return lines, data
+
+
+def resolvable_difference(data: dict, task: str | None = None) -> float | None:
+    """Twice the standard error of the difference of two rows' "mean" columns (the mean over tasks of
+    the mean over seeds), or of two rows' means on one ``task``, with each task's seed variance pooled
+    over the rows of an ablation table. None without two seeds of some row on every task."""
+    tasks = [task] if task else list(next(iter(data.values()), {}))
+    if not tasks:
+        return None
+    variances, n_seeds = [], []
+    for name in tasks:
+        runs = [row[name] for row in data.values() if len(row[name]) > 1]
+        if not runs:
+            return None
+        dof = sum(len(r) - 1 for r in runs)
+        variances.append(sum(statistics.variance(r) * (len(r) - 1) for r in runs) / dof)
+        n_seeds.append(statistics.mean(len(r) for r in runs))
+    var_mean = sum(2 * v / n for v, n in zip(variances, n_seeds)) / len(tasks) ** 2
+    return 2 * var_mean**0.5
 
 
 def figure(study: Study, data: dict, kind: str, path: Path) -> bool:
@@ -525,8 +565,8 @@ def figure(study: Study, data: dict, kind: str, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = [t for _, t in all_tasks(study)]
     labels = list(data)
+    tasks = list(data[labels[0]]) if labels else []  # the ablation tasks, as in the table
     if not any(data[label][t] for label in labels for t in tasks):
         return False
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -685,13 +725,44 @@ def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) 
     dropped = {"0/1/1": "L_ce", "1/0/1": "L_mlm", "1/1/0": "L_cos"}
     if "1/1/1" in means6 and all(k in means6 for k in dropped):
         losses = {name: means6["1/1/1"] - means6[label] for label, name in dropped.items()}
-        worst = max(losses, key=losses.get)
+        ranked = sorted(losses, key=losses.get, reverse=True)
+        worst, noise = ranked[0], resolvable_difference(t6)
+        if noise is None:
+            resolution = ""
+        elif losses[worst] <= noise:
+            resolution = f"; but no drop exceeds the ~{noise:.2f} points the seeds resolve, so the ranking is not established here"
+        elif losses[worst] - losses[ranked[1]] <= noise:
+            resolution = (
+                f"; dropping it costs more than the seeds resolve (~{noise:.2f}), but not clearly more than dropping "
+                f"{ranked[1]}"
+            )
+        else:
+            resolution = f"; the gap to the next term exceeds the ~{noise:.2f} points the seeds resolve"
         lines.append(
             "3. **Most important loss term** (paper: L_mlm): mean score lost when dropping a term from 1/1/1: "
             + ", ".join(f"{n} {v:+.2f}" for n, v in losses.items())
             + f" points → here the most important is **{worst}**"
-            + (" (agrees with the paper)." if worst == "L_mlm" else " (differs from the paper).")
+            + (" (agrees with the paper" if worst == "L_mlm" else " (differs from the paper")
+            + resolution
+            + ")."
         )
+        for task in next(iter(t6.values())):
+            means = {label: mean_or_none(t6[label][task]) for label in ("1/1/1", *dropped)}
+            if None in means.values():
+                continue
+            cost = {name: means["1/1/1"] - means[label] for label, name in dropped.items()}
+            top, task_noise = max(cost, key=cost.get), resolvable_difference(t6, task)
+            clear = task_noise is not None and cost[top] > task_noise
+            lines.append(
+                f"   - {task_label(task)}: "
+                + ", ".join(f"{n} {v:+.2f}" for n, v in cost.items())
+                + f" → {top}"
+                + (
+                    ""
+                    if task_noise is None
+                    else f" ({'beyond' if clear else 'within'} the ~{task_noise:.2f} resolved)"
+                )
+            )
     else:
         lines.append("3. **Most important loss term**: pending (Table 6 incomplete).")
 
@@ -700,16 +771,39 @@ def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) 
     if len(means7) == len(t7) and means7:
         best = max(means7, key=means7.get)
         gap = means7[best] - means7.get("τ = 2", float("nan"))
+        noise = resolvable_difference(t7)
+        within = "" if noise is None else f"; the seeds resolve ~{noise:.2f} points"
+        if best == "τ = 2":
+            runner_up = max((k for k in means7 if k != best), key=means7.get, default=None)
+            margin = means7[best] - means7[runner_up] if runner_up else None
+            tail = " (agrees with the paper" + (
+                f"; {margin:.2f} points above {runner_up}{within}"
+                + (", so τ = 2 is not shown to be better than it" if noise is not None and margin <= noise else "")
+                if margin is not None
+                else ""
+            )
+        else:
+            tail = f", {gap:.2f} points above τ = 2 (differs from the paper{within}" + (
+                ", so the difference is within seed noise" if noise is not None and gap <= noise else ""
+            )
         lines.append(
             "4. **Best temperature** (paper: τ = 2): mean over tasks "
             + ", ".join(f"{k.split('= ')[1]}: {v:.2f}" for k, v in means7.items())
             + f" → best here **{best}**"
-            + (
-                " (agrees with the paper)."
-                if best == "τ = 2"
-                else f", {gap:.2f} points above τ = 2 (differs from the paper)."
-            )
+            + tail
+            + ")."
         )
+        for task in next(iter(t7.values())):
+            means = {label: mean_or_none(t7[label][task]) for label in t7}
+            if None in means.values() or "τ = 2" not in means:
+                continue
+            top, task_noise = max(means, key=means.get), resolvable_difference(t7, task)
+            over = means[top] - means["τ = 2"]
+            lines.append(
+                f"   - {task_label(task)}: best {top}"
+                + (f", {over:+.2f} over τ = 2" if top != "τ = 2" else "")
+                + ("" if task_noise is None else f" (the seeds resolve ~{task_noise:.2f})")
+            )
     else:
         lines.append("4. **Best temperature**: pending (Table 7 incomplete).")
     lines.append("")

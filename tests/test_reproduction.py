@@ -199,6 +199,21 @@ def test_dry_run_lists_the_cells_of_every_scale(tmp_path, scale):
     assert names.index("distil-sl-basic") < names.index("ft-teacher-sl_pos-s1") < names.index("distil-sl-pre")
     assert names.index("distil-sw-post") < names.index("distil-sl-pre-w111")
     assert "distil-sw-pre-t0.5" in names and "ft-distil-sw-pre-t4-sw_topic-s2" in names
+    # cpu fine-tunes the ablations on `ablations.tasks` only (sl NER, 0 for every model there, is left out)
+    assert ("ft-distil-sl-pre-t4-sl_ner-s1" in names) == (scale == "gpu")
+    assert "ft-distil-sl-pre-t4-sl_pos-s1" in names
+
+
+def test_ablation_tasks_outside_the_study_are_one_error_line(tmp_path, capsys):
+    from reproduction.driver import main
+
+    config = tmp_path / "bad.yaml"
+    text = (ROOT / "reproduction" / "configs" / "smoke.yaml").read_text()
+    config.write_text(text.replace("temperatures: [2, 4]}", "temperatures: [2, 4], tasks: {sl: [sl_ner]}}"))
+    argv = ["--scale", "smoke", "--config", str(config), "--results-dir", str(tmp_path / "r")]
+    assert main([*argv, "--cache-dir", str(tmp_path / "c"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config") and "ablations.tasks names sl: sl_ner" in err and "Traceback" not in err
 
 
 def test_every_finetune_setting_of_the_config_reaches_the_command(tmp_path):
@@ -250,3 +265,16 @@ def test_one_driver_per_cache(tmp_path):
         lock_cache(tmp_path)
     held.close()  # the kernel releases it however the holder ends (SIGKILL included)
     lock_cache(tmp_path).close()
+
+
+def test_resolvable_difference_of_two_ablation_rows():
+    """Twice the standard error of the difference of two rows' task-averaged means, from seed variances
+    pooled over the rows: one task, var 2 in both rows, 2 seeds → 2·sqrt(2·2/2) = 2√2; two tasks halve
+    the variance of the mean of an equal-noise pair."""
+    from reproduction.report import resolvable_difference
+
+    one = {"a": {"t": [1.0, 3.0]}, "b": {"t": [2.0, 4.0]}}
+    assert resolvable_difference(one) == pytest.approx(2 * 2**0.5)
+    two = {"a": {"t": [1.0, 3.0], "u": [5.0, 7.0]}, "b": {"t": [2.0, 4.0], "u": [0.0, 2.0]}}
+    assert resolvable_difference(two) == pytest.approx(2 * 2**0.5 / 2**0.5)
+    assert resolvable_difference({"a": {"t": [1.0]}, "b": {"t": [2.0]}}) is None  # one seed: no noise estimate

@@ -278,3 +278,35 @@ def test_resolvable_difference_of_two_ablation_rows():
     two = {"a": {"t": [1.0, 3.0], "u": [5.0, 7.0]}, "b": {"t": [2.0, 4.0], "u": [0.0, 2.0]}}
     assert resolvable_difference(two) == pytest.approx(2 * 2**0.5 / 2**0.5)
     assert resolvable_difference({"a": {"t": [1.0]}, "b": {"t": [2.0]}}) is None  # one seed: no noise estimate
+
+
+def test_ablation_verdicts_name_a_term_only_when_dropping_it_costs_more_than_the_noise(tmp_path):
+    from reproduction.driver import build_study, load_config
+    from reproduction.report import verdicts
+
+    study = build_study("cpu", load_config("cpu", None), tmp_path / "r", tmp_path / "c")
+    tasks = ["sl_pos", "sw_ner", "sw_topic"]
+
+    def row(shift):  # two seeds 0.3 apart around (75, 53, 30) + shift
+        return {t: [b + d, b + d + 0.3] for t, b, d in zip(tasks, (75, 53, 30), shift)}
+
+    def table6(mlm_drop):
+        return {
+            "5/2/1": row([0, 0, 0]),
+            "1/1/1": row([0, 0, 0]),
+            "0/1/1": row([-0.1, 0.1, 0]),
+            "1/0/1": row([mlm_drop] * 3),
+            "1/1/0": row([0.1, -0.1, 0]),
+        }
+
+    t7 = {f"τ = {t}": row([d, d, 0]) for t, d in [(0.5, -1), (1, 0), (2, 0.5), (3, 0.6), (4, 0)]}
+    no_t4 = {"student vs teacher": ([], [], None)}
+
+    clear = "\n".join(verdicts(study, {}, no_t4, {}, table6(-3.0), t7))
+    assert "L_mlm -3.00" in clear and "the most important is **L_mlm** (agrees with the paper" in clear
+    assert "sl POS: L_ce -0.10, L_mlm -3.00, L_cos +0.10 → largest loss: L_mlm (beyond" in clear
+    assert "best here **τ = 3**, 0.07 points above τ = 2" in clear and "within seed noise" in clear
+
+    every_drop_helps = {**table6(+1.0), "0/1/1": row([0.5] * 3), "1/1/0": row([0.2] * 3)}
+    helpful = "\n".join(verdicts(study, {}, no_t4, {}, every_drop_helps, t7))
+    assert "did not lower the mean score" in helpful and "most important is" not in helpful

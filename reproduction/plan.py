@@ -238,6 +238,12 @@ def ablation_tasks(study: Study) -> dict[str, list[str]]:
     return {lang: list(chosen.get(lang, [])) for lang in study.config["languages"]}
 
 
+def ablation_seeds(study: Study) -> list[int]:
+    """The fine-tuning seeds of the ablation students: ``finetune.ablation_seeds``, else ``finetune.seeds``."""
+    ft = study.config["finetune"]
+    return ft.get("ablation_seeds", ft["seeds"])
+
+
 def ablation_variants(study: Study) -> list[tuple[str, list[float] | None, float | None]]:
     """(suffix, loss weights, temperature) of the Table 6 / Table 7 students other than the pre student
     itself (= 5/2/1 at τ = 2)."""
@@ -290,7 +296,7 @@ def plan_cells(study: Study) -> None:
     add_finetunes(
         study,
         ablation_models,
-        ft.get("ablation_seeds", ft["seeds"]),
+        ablation_seeds(study),
         lr,
         stage="ablations",
         tasks=ablation_tasks(study),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cells import Study, table4_models
 from .narrow import chosen_term, narrow_config, term_losses
-from .plan import ablation_tasks, ablation_variants, chosen_learning_rate
+from .plan import ablation_seeds, ablation_tasks, ablation_variants, chosen_learning_rate
 
 MODEL_TITLES = {
     "teacher": "teacher",
@@ -474,7 +474,7 @@ def table5(study: Study) -> tuple[list[str], dict]:
 
 def ablation_table(study: Study, kind: str) -> tuple[list[str], dict]:
     ft = study.config["finetune"]
-    seeds = ft.get("ablation_seeds", ft["seeds"])
+    seeds = ablation_seeds(study)
     ab = study.config.get("ablations") or {}
     base_w = [float(x) for x in study.config["distill"].get("loss_weights", [5, 2, 1])]
     base_t = float(study.config["distill"].get("temperature", 2.0))
@@ -726,8 +726,8 @@ def verdicts(study: Study, t4: dict, tests: dict, t5: dict, t6: dict, t7: dict) 
     if "1/1/1" in means6 and all(k in means6 for k in dropped):
         # change of the mean score when one term is dropped from 1/1/1: negative = the term was needed
         change = {name: means6[label] - means6["1/1/1"] for label, name in dropped.items()}
-        most, noise = min(change, key=change.get), resolvable_difference(t6)
         ranked = sorted(change, key=change.get)
+        most, noise = ranked[0], resolvable_difference(t6)
         per = ", ".join(f"{n} {v:+.2f}" for n, v in change.items())
         head = f"3. **Most important loss term** (paper: L_mlm): mean score change when one term is dropped from 1/1/1: {per} points"
         if change[most] >= 0:
